@@ -1,0 +1,296 @@
+"""The verifications API as a user's script drives it, on a real server and a real SQLite file.
+
+Codes come from configured test numbers here; tests that need codes delivered by a provider are in
+``tests/dispatch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import ROOT_KEY
+
+TEST_NUMBER = "+15005550006"
+TEST_CODE = "123456"
+TEST_CONFIG = {"verify": {"test_numbers": {TEST_NUMBER: {"code": TEST_CODE, "until": "2099-12-31"}}}}
+
+
+async def test_start_check_get(serve):
+    api = await serve(TEST_CONFIG)
+    started = await api.post("/v1/verifications", {"to": TEST_NUMBER})
+    assert started.status == 201, started.body
+    body = started.body
+    assert body["id"].startswith("ver_")
+    assert body["to"] == TEST_NUMBER
+    assert body["channel"] == "sms"
+    assert body["status"] == "pending"
+    assert body["send_count"] == 1
+    assert body["expires_at"].endswith("Z") and body["created_at"].endswith("Z")
+    assert "code" not in body
+
+    wrong = await api.post("/v1/verifications/check", {"to": TEST_NUMBER, "code": "000000"})
+    assert wrong.status == 200
+    assert wrong.body == {"id": body["id"], "status": "pending", "valid": False, "attempts_left": 4}
+
+    right = await api.post("/v1/verifications/check", {"id": body["id"], "code": TEST_CODE})
+    assert right.status == 200
+    assert right.body["valid"] is True and right.body["status"] == "approved"
+
+    again = await api.post("/v1/verifications/check", {"to": TEST_NUMBER, "code": TEST_CODE})
+    assert again.status == 404 and again.error == "verification_approved"
+
+    read = await api.get(f"/v1/verifications/{body['id']}")
+    assert read.status == 200 and read.body["status"] == "approved"
+    assert "code" not in read.body and "sealed_code" not in read.body
+
+
+async def test_number_without_plus_uses_default_region(serve):
+    api = await serve({**TEST_CONFIG, "verify": {**TEST_CONFIG["verify"], "default_region": "CN"}})
+    answer = await api.post("/v1/verifications", {"to": "13800138000"})
+    assert answer.status == 201 and answer.body["to"] == "+8613800138000"
+
+
+async def test_resend_keeps_the_verification_until_max_sends(serve):
+    api = await serve({"verify": {"resend_cooldown": 0, "max_sends": 3}})
+    first = await api.post("/v1/verifications", {"to": "+8613800138000"})
+    second = await api.post("/v1/verifications", {"to": "+8613800138000"})
+    third = await api.post("/v1/verifications", {"to": "+8613800138000"})
+    assert first.body["id"] == second.body["id"] == third.body["id"]
+    assert [a.body["send_count"] for a in (first, second, third)] == [1, 2, 3]
+    fourth = await api.post("/v1/verifications", {"to": "+8613800138000"})
+    assert fourth.status == 429 and fourth.error == "max_sends_reached"
+    assert int(fourth.headers["Retry-After"]) >= 1
+    assert fourth.body["error"]["retry_after"] >= 1
+
+
+async def test_resend_cooldown(serve):
+    api = await serve({"verify": {"resend_cooldown": 30}})
+    assert (await api.post("/v1/verifications", {"to": "+8613800138000"})).status == 201
+    again = await api.post("/v1/verifications", {"to": "+8613800138000"})
+    assert again.status == 429 and again.error == "rate_limited"
+    assert 1 <= int(again.headers["Retry-After"]) <= 30
+
+
+async def test_max_attempts(serve):
+    api = await serve({**TEST_CONFIG, "verify": {**TEST_CONFIG["verify"], "max_checks": 3}})
+    started = await api.post("/v1/verifications", {"to": TEST_NUMBER})
+    answers = [await api.post("/v1/verifications/check", {"to": TEST_NUMBER, "code": "999999"}) for _ in range(3)]
+    assert [a.body["attempts_left"] for a in answers] == [2, 1, 0]
+    assert answers[-1].body["status"] == "max_attempts_reached"
+    locked = await api.post("/v1/verifications/check", {"to": TEST_NUMBER, "code": TEST_CODE})
+    assert locked.status == 429 and locked.error == "max_attempts_reached"
+    assert "Retry-After" in locked.headers
+    read = await api.get(f"/v1/verifications/{started.body['id']}")
+    assert read.body["status"] == "max_attempts_reached"
+
+
+async def test_expired(serve):
+    api = await serve({**TEST_CONFIG, "verify": {**TEST_CONFIG["verify"], "ttl": 0.3}})
+    started = await api.post("/v1/verifications", {"to": TEST_NUMBER})
+    await asyncio.sleep(0.4)
+    checked = await api.post("/v1/verifications/check", {"to": TEST_NUMBER, "code": TEST_CODE})
+    assert checked.status == 404 and checked.error == "verification_expired"
+    read = await api.get(f"/v1/verifications/{started.body['id']}")
+    assert read.body["status"] == "expired"
+
+
+async def test_cancel(serve):
+    api = await serve(TEST_CONFIG)
+    started = await api.post("/v1/verifications", {"to": TEST_NUMBER})
+    canceled = await api.post(f"/v1/verifications/{started.body['id']}/cancel")
+    assert canceled.status == 200 and canceled.body["status"] == "canceled"
+    checked = await api.post("/v1/verifications/check", {"to": TEST_NUMBER, "code": TEST_CODE})
+    assert checked.status == 404 and checked.error == "verification_canceled"
+    twice = await api.post(f"/v1/verifications/{started.body['id']}/cancel")
+    assert twice.status == 409 and twice.error == "verification_canceled"
+
+
+async def test_not_found(serve):
+    api = await serve()
+    by_id = await api.post("/v1/verifications/check", {"id": "ver_nope", "code": "123456"})
+    by_to = await api.post("/v1/verifications/check", {"to": "+8613800138000", "code": "123456"})
+    read = await api.get("/v1/verifications/ver_nope")
+    cancel = await api.post("/v1/verifications/ver_nope/cancel")
+    for answer in (by_id, by_to, read, cancel):
+        assert answer.status == 404 and answer.error == "verification_not_found"
+
+
+async def test_new_verification_after_approval(serve):
+    api = await serve({**TEST_CONFIG})
+    first = await api.post("/v1/verifications", {"to": TEST_NUMBER})
+    await api.post("/v1/verifications/check", {"to": TEST_NUMBER, "code": TEST_CODE})
+    second = await api.post("/v1/verifications", {"to": TEST_NUMBER})
+    assert second.status == 201 and second.body["id"] != first.body["id"] and second.body["send_count"] == 1
+
+
+async def test_test_number_past_its_date_is_an_ordinary_number(serve):
+    api = await serve({"verify": {"test_numbers": {TEST_NUMBER: {"code": TEST_CODE, "until": "2020-01-01"}}}})
+    await api.post("/v1/verifications", {"to": TEST_NUMBER})
+    checked = await api.post("/v1/verifications/check", {"to": TEST_NUMBER, "code": TEST_CODE})
+    assert checked.body["valid"] is False
+
+
+async def test_concurrent_right_codes_approve_once(serve):
+    api = await serve(TEST_CONFIG)
+    await api.post("/v1/verifications", {"to": TEST_NUMBER})
+    answers = await asyncio.gather(
+        *(api.post("/v1/verifications/check", {"to": TEST_NUMBER, "code": TEST_CODE}) for _ in range(20))
+    )
+    assert sum(1 for a in answers if a.status == 200 and a.body["valid"]) == 1
+    assert all(a.error == "verification_approved" for a in answers if not (a.status == 200 and a.body["valid"]))
+
+
+async def test_concurrent_wrong_guesses_never_pass_the_limit(serve):
+    api = await serve(TEST_CONFIG)
+    started = await api.post("/v1/verifications", {"to": TEST_NUMBER})
+    answers = await asyncio.gather(
+        *(api.post("/v1/verifications/check", {"to": TEST_NUMBER, "code": "000000"}) for _ in range(40))
+    )
+    counted = [a for a in answers if a.status == 200]
+    assert len(counted) == 5
+    assert sorted(a.body["attempts_left"] for a in counted) == [0, 1, 2, 3, 4]
+    assert all(a.status == 429 and a.error == "max_attempts_reached" for a in answers if a.status != 200)
+    read = await api.get(f"/v1/verifications/{started.body['id']}")
+    assert read.body["status"] == "max_attempts_reached" and read.body["attempts_left"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"to": "12345"}, "to"),
+        ({"to": "+861"}, "to"),
+        ({"to": "not a number"}, "to"),
+        ({"to": "+8613800138000", "channel": "fax"}, "channel"),
+        ({"to": "+8613800138000", "code_length": 3}, "code_length"),
+        ({"to": "+8613800138000", "code_length": 11}, "code_length"),
+        ({"to": "+8613800138000", "code_length": "six"}, "code_length"),
+        ({"to": "+8613800138000", "locale": "<script>"}, "locale"),
+        ({"to": "+8613800138000", "template": "nope"}, "template"),
+        ({"to": "not-an-email", "channel": "email"}, "to"),
+        ({"to": 8613800138000}, "to"),
+        ({}, "to"),
+    ],
+)
+async def test_bad_start_names_the_field(serve, body, field):
+    api = await serve()
+    answer = await api.post("/v1/verifications", body)
+    assert answer.status == 400, answer.body
+    assert answer.body["error"]["field"] == field
+    assert answer.body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"to": "+8613800138000"}, "code"),
+        ({"code": "123456"}, None),
+        ({"to": "+8613800138000", "id": "ver_x", "code": "123456"}, None),
+        ({"to": "+8613800138000", "code": "12ab56"}, "code"),
+        ({"to": "+8613800138000", "code": "12345678901"}, "code"),
+    ],
+)
+async def test_bad_check(serve, body, field):
+    api = await serve()
+    answer = await api.post("/v1/verifications/check", body)
+    assert answer.status == 400
+    assert answer.body["error"].get("field") == field
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "code"),
+    [
+        ('{"to": ', "application/json", 400, "invalid_json"),
+        ("[1, 2]", "application/json", 400, "invalid_json"),
+        ("to=+8613800138000", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        ('{"to": "+8613800138000"}', "text/plain", 415, "unsupported_media_type"),
+    ],
+)
+async def test_malformed_bodies(serve, data, content_type, status, code):
+    api = await serve()
+    answer = await api.post("/v1/verifications", data=data, headers={"Content-Type": content_type})
+    assert answer.status == status and answer.error == code
+
+
+async def test_body_too_large(serve):
+    api = await serve({"max_body_size": 2048})
+    answer = await api.post("/v1/verifications", {"to": "+8613800138000", "pad": "x" * 4096})
+    assert answer.status == 413 and answer.error == "payload_too_large"
+    assert "X-Request-Id" in answer.headers
+
+
+async def test_country_allowlist(serve):
+    api = await serve({"verify": {"allowed_countries": ["cn"]}})
+    refused = await api.post("/v1/verifications", {"to": "+447700900123"})
+    assert refused.status == 422 and refused.error == "country_not_allowed"
+    assert (await api.post("/v1/verifications", {"to": "+8613800138000"})).status == 201
+
+
+async def test_request_id(serve):
+    api = await serve()
+    given = await api.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    assert given.headers["X-Request-Id"] == "abc-123"
+    made = await api.get("/nowhere")
+    assert made.status == 404 and len(made.headers["X-Request-Id"]) >= 16
+    refused = await api.get("/healthz", headers={"X-Request-Id": "bad id\twith spaces"})
+    assert refused.headers["X-Request-Id"] != "bad id\twith spaces"
+
+
+async def test_idempotency_key_returns_the_first_answer(serve):
+    api = await serve({"verify": {"resend_cooldown": 0}})
+    headers = {"Idempotency-Key": "order-42"}
+    first = await api.post("/v1/verifications", {"to": "+8613800138000"}, headers=headers)
+    second = await api.post("/v1/verifications", {"to": "+8613800138000"}, headers=headers)
+    assert first.status == second.status == 201
+    assert first.body == second.body and second.body["send_count"] == 1
+    assert second.headers["Idempotent-Replayed"] == "true"
+    other = await api.post("/v1/verifications", {"to": "+8613800138001"}, headers=headers)
+    assert other.status == 422 and other.error == "idempotency_key_reused"
+
+
+async def test_idempotency_key_concurrent_retries_send_once(serve):
+    api = await serve({"verify": {"resend_cooldown": 0}})
+    answers = await asyncio.gather(
+        *(api.post("/v1/verifications", {"to": "+8613800138000"}, headers={"Idempotency-Key": "k1"}) for _ in range(10))
+    )
+    assert {a.body["id"] for a in answers} == {answers[0].body["id"]}
+    assert {a.body["send_count"] for a in answers} == {1}
+
+
+async def test_healthz_readyz_openapi_docs(serve):
+    api = await serve()
+    assert (await api.get("/healthz", key=None)).body["status"] == "ok"
+    assert (await api.get("/readyz", key=None)).status == 200
+    document = (await api.get("/openapi.json", key=None)).body
+    assert document["openapi"].startswith("3.1")
+    for path in (
+        "/v1/verifications",
+        "/v1/verifications/check",
+        "/v1/verifications/{id}",
+        "/v1/verifications/{id}/cancel",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
+        assert path in document["paths"], path
+    assert "StartVerification" in document["components"]["schemas"]
+    page = await api.get("/docs", key=None)
+    assert page.status == 200 and "/docs/static/swagger-ui-bundle.js" in page.body
+    script = await api.get("/docs/static/swagger-ui-bundle.js", key=None)
+    assert script.status == 200
+
+
+async def test_metrics(serve):
+    api = await serve(TEST_CONFIG)
+    await api.post("/v1/verifications", {"to": TEST_NUMBER})
+    text = (await api.get("/metrics", key=None)).body
+    assert 'tidings_http_requests_total{method="POST",route="/v1/verifications",status="201"} 1.0' in text
+    assert "tidings_send_duration_seconds" in text
+    assert "tidings_queue_depth" in text
+
+
+async def test_root_key_is_not_in_any_answer(serve):
+    api = await serve()
+    for answer in (await api.get("/v1/keys"), await api.get("/openapi.json")):
+        assert ROOT_KEY not in str(answer.body)

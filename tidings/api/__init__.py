@@ -1,0 +1,1 @@
+"""The aiohttp application: routes, middlewares and streams. No business rules live here."""

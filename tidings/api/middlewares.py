@@ -1,0 +1,74 @@
+"""Request ids, errors as JSON, request metrics. Every answer, error or not, carries ``X-Request-Id``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from tidings.api.state import REQUEST_ID, STATE
+from tidings.errors import PayloadTooLarge, TidingsError
+
+log = logging.getLogger("tidings.api")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(error: TidingsError) -> web.Response:
+    response = web.json_response(error.body(), status=error.status)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+@web.middleware
+async def handle_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")
+    if not _REQUEST_ID.match(request_id):
+        request_id = uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except TidingsError as exc:
+        if exc.status == 429:
+            request.app[STATE].metrics.limited.labels(exc.code).inc()
+        response = error_response(exc)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[STATE].settings.max_body_size
+        response = error_response(PayloadTooLarge(f"the body is larger than the limit of {limit} bytes"))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, f"http_{exc.status}")
+        error = TidingsError(exc.reason or code, code=code)
+        error.status = exc.status
+        response = error_response(error)
+        if exc.status == 405:
+            response.headers["Allow"] = exc.headers.get("Allow", "")
+    except Exception:
+        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
+        response = error_response(TidingsError("something went wrong on our side; it has been logged"))
+    response.headers["X-Request-Id"] = request_id
+    _count(request, response.status, time.perf_counter() - started)
+    return response
+
+
+def _count(request: web.Request, status: int, elapsed: float) -> None:
+    metrics = request.app[STATE].metrics
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    metrics.requests.labels(route, request.method, str(status)).inc()
+    metrics.request_latency.labels(route).observe(elapsed)

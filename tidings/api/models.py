@@ -1,0 +1,119 @@
+"""Request and response bodies. These models both validate requests and describe them in ``/openapi.json``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tidings.core.otp import MAX_CODE_LENGTH, MIN_CODE_LENGTH
+from tidings.core.types import Channel, Status, Verification
+from tidings.ports import ApiKey
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+def rfc3339(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StartVerification(Body):
+    to: str = Field(min_length=1, max_length=320, description="E.164 phone number, or an email address.")
+    channel: Channel = Channel.SMS
+    locale: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    code_length: int | None = Field(None, ge=MIN_CODE_LENGTH, le=MAX_CODE_LENGTH)
+    template: str | None = Field(None, max_length=64)
+    app_name: str | None = Field(None, min_length=1, max_length=64)
+
+
+class CheckVerification(Body):
+    id: str | None = Field(None, max_length=64)
+    to: str | None = Field(None, min_length=1, max_length=320)
+    code: str = Field(min_length=1, max_length=MAX_CODE_LENGTH, pattern=r"^[0-9]+$")
+
+    @model_validator(mode="after")
+    def _one_lookup(self) -> CheckVerification:
+        if (self.id is None) == (self.to is None):
+            raise ValueError("give exactly one of `id` or `to`")
+        return self
+
+
+class VerificationOut(BaseModel):
+    id: str
+    to: str
+    channel: Channel
+    status: Status
+    expires_at: str
+    send_count: int
+    created_at: str
+    updated_at: str
+    attempts_left: int = Field(description="Checks left before the verification locks.")
+    test: bool = Field(False, description="A configured test number: nothing is sent.")
+
+    @classmethod
+    def of(cls, v: Verification) -> VerificationOut:
+        return cls(
+            id=v.id,
+            to=v.to,
+            channel=v.channel,
+            status=v.status,
+            expires_at=rfc3339(v.expires_at),
+            send_count=v.send_count,
+            created_at=rfc3339(v.created_at),
+            updated_at=rfc3339(v.updated_at),
+            attempts_left=max(0, v.max_checks - v.check_count),
+            test=v.is_test,
+        )
+
+
+class CheckOut(BaseModel):
+    id: str
+    status: Status
+    valid: bool
+    attempts_left: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    retry_after: int | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class NewKey(Body):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[Literal["send", "read", "admin"]] = Field(min_length=1)
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: str
+    key: str | None = Field(None, description="The key itself: shown once, when it is created.")
+
+    @classmethod
+    def of(cls, key: ApiKey, secret: str | None = None) -> KeyOut:
+        return cls(
+            id=key.id,
+            name=key.name,
+            scopes=sorted(key.scopes),
+            created_at=rfc3339(key.created_at),
+            key=secret,
+        )
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = {}

@@ -1,0 +1,68 @@
+"""Operations: liveness, readiness, Prometheus metrics, the OpenAPI document and a page that renders it offline."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from swagger_ui.utils import SWAGGER_UI_PY_ROOT
+
+from tidings.api.models import Health
+from tidings.api.routing import Router, json
+from tidings.api.state import STATE
+
+router = Router()
+TAG = "operations"
+DOCS_PAGE = resources.files(__package__).joinpath("docs.html").read_text()
+OPENAPI = web.AppKey("openapi", dict)
+
+
+@router.route("GET", "/healthz", summary="The process is alive", scope=None, tag=TAG, answers={200: Health})
+async def healthz(request: web.Request) -> web.Response:
+    return json(Health(status="ok"))
+
+
+@router.route(
+    "GET",
+    "/readyz",
+    summary="The store and queue answer",
+    scope=None,
+    tag=TAG,
+    answers={200: Health, 503: Health},
+)
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        await state.store.ping()
+        await state.queue.depth()
+    except Exception as exc:
+        answer = json(Health(status="unavailable", checks={"store": type(exc).__name__}), 503)
+        answer.headers["Retry-After"] = "5"
+        return answer
+    return json(Health(status="ok", checks={"store": "ok", "queue": "ok"}))
+
+
+@router.route("GET", "/metrics", summary="Prometheus metrics", scope=None, tag=TAG)
+async def metrics(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    for lane, depth in (await state.queue.depth()).items():
+        state.metrics.queue_depth.labels(lane).set(depth)
+    response = web.Response(body=generate_latest(state.metrics.registry))
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+@router.route("GET", "/openapi.json", summary="This document", scope=None, tag=TAG)
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+@router.route("GET", "/docs", summary="The API reference, rendered", scope=None, tag=TAG)
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(text=DOCS_PAGE, content_type="text/html")
+
+
+def add_static(app: web.Application) -> None:
+    """Swagger UI's files come from the installed package, so ``/docs`` needs no network."""
+    app.router.add_static("/docs/static", SWAGGER_UI_PY_ROOT / "static", show_index=False)

@@ -1,0 +1,104 @@
+"""Endpoints declared once, with their scope, body and answers, so that routing, authorisation, validation and the
+OpenAPI document all come from the same declaration."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from tidings.api import idempotency
+from tidings.api.auth import authorize
+from tidings.api.state import CALLER
+from tidings.errors import InvalidInput, UnsupportedMediaType
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    scope: str | None
+    body: type[BaseModel] | None
+    answers: dict[int, type[BaseModel] | None]
+    tag: str
+    errors: tuple[int, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Router:
+    def __init__(self) -> None:
+        self.endpoints: list[Endpoint] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        scope: str | None,
+        tag: str,
+        body: type[BaseModel] | None = None,
+        answers: dict[int, type[BaseModel] | None] | None = None,
+        errors: tuple[int, ...] = (),
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.endpoints.append(
+                Endpoint(method, path, handler, summary, scope, body, answers or {200: None}, tag, errors)
+            )
+            return handler
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        for endpoint in self.endpoints:
+            app.router.add_route(endpoint.method, endpoint.path, _wrap(endpoint))
+
+
+def _wrap(endpoint: Endpoint) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if endpoint.scope is not None:
+            request[CALLER] = await authorize(request, endpoint.scope)
+        if endpoint.body is None:
+            return await endpoint.handler(request)
+        body = await parse(request, endpoint.body)
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is None or endpoint.scope is None:
+            return await endpoint.handler(request, body)
+        return await idempotency.once(request, idempotency_key, lambda: endpoint.handler(request, body))
+
+    handle.__name__ = endpoint.handler.__name__
+    return handle
+
+
+def json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(body=model.model_dump_json().encode(), status=status, content_type="application/json")
+
+
+async def parse(request: web.Request, model: type[BaseModel]) -> Any:
+    """The JSON body validated against ``model``: 415 for another content type, 400 naming the bad field."""
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"send the body as JSON with `Content-Type: application/json` (got {request.content_type!r})"
+        )
+    raw = await request.read()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def _invalid(exc: ValidationError) -> InvalidInput:
+    first = exc.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        return InvalidInput(f"the body is not valid JSON: {first['ctx'].get('error', '')}", code="invalid_json")
+    if first["type"] == "model_type":
+        return InvalidInput("the body must be a JSON object", code="invalid_json")
+    where = ".".join(str(part) for part in first["loc"])
+    return InvalidInput(f"{where}: {first['msg']}" if where else first["msg"], field=where or None)

@@ -1,0 +1,32 @@
+"""What the request handlers share, under one typed application key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from tidings.api.client_ip import Network
+from tidings.core.settings import Settings
+from tidings.keys import Keyring
+from tidings.metrics import Metrics
+from tidings.ports import ApiKey, Queue, Store
+from tidings.verification import Verifications
+
+
+@dataclass
+class State:
+    settings: Settings
+    store: Store
+    queue: Queue
+    keyring: Keyring
+    verifications: Verifications
+    metrics: Metrics
+    proxies: list[Network]
+    """Trusted proxies, whose ``X-Forwarded-For`` names the client."""
+
+
+STATE = web.AppKey("tidings", State)
+REQUEST_ID = web.RequestKey("request_id", str)
+CALLER = web.RequestKey("caller", ApiKey)
+"""The API key the request was made with, once authorised."""

@@ -1,0 +1,93 @@
+"""Backends implement the ports in ``tidings.ports``; ``open_backend`` picks one from the database URL."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tidings.backends.sqlite.db import Database
+from tidings.backends.sqlite.queue import SqliteQueue
+from tidings.backends.sqlite.store import SqliteStore, schema
+from tidings.ports import Queue, Store
+
+
+class BackendError(Exception):
+    """The database URL cannot be opened; the message says why."""
+
+
+@dataclass
+class Backend:
+    store: Store
+    queue: Queue
+    secret: str
+    """The server secret that seals codes at rest."""
+
+
+def sqlite_path(url: str) -> Path:
+    """``sqlite:///./tidings.db`` is relative to the working directory; ``sqlite:////var/lib/t.db`` is absolute."""
+    if not url.startswith("sqlite:///"):
+        raise BackendError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
+    path = url.removeprefix("sqlite:///")
+    if not path or path == ":memory:":
+        raise BackendError("the SQLite database must be a file, so that queued jobs survive a restart")
+    return Path(path)
+
+
+@asynccontextmanager
+async def open_backend(url: str, secret: str | None = None) -> AsyncIterator[Backend]:
+    path = sqlite_path(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(path):
+        db = Database(str(path))
+        db.start(schema())
+        queue = SqliteQueue(db)
+        store = SqliteStore(db, queue)
+        try:
+            await queue.open(time.time())
+            yield Backend(store, queue, secret or _secret_beside(path))
+        finally:
+            await store.close()
+
+
+class _exclusive:
+    """One process owns an SQLite database, so that it can void a crashed predecessor's leases at start."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + ".lock")
+        self.file = None
+
+    def __enter__(self) -> None:
+        self.file = open(self.path, "a")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            raise BackendError(
+                f"another tidings process is using {self.path.with_suffix('')}; SQLite serves one process "
+                "(use Redis to run several)"
+            ) from None
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.file is not None
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+def _secret_beside(path: Path) -> str:
+    """A random server secret kept in ``<database>.secret`` (mode 0600), made on first start."""
+    secret_path = path.with_name(path.name + ".secret")
+    try:
+        return secret_path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(32)
+    fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(value + "\n")
+    return value

@@ -1,0 +1,142 @@
+"""The job queue as a table: due jobs are leased in batches by priority; a job leaves only when settled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+
+from tidings.backends.sqlite.db import Database
+from tidings.core.types import Job
+from tidings.ports import Ack, Attempt, Drop, Reschedule, Settlement
+
+_JOB_COLUMNS = "id, kind, ref, lane, key, priority, attempts, run_at, expires_at, payload"
+
+
+def insert_job(connection: sqlite3.Connection, job: Job) -> None:
+    """Enqueue inside the caller's transaction, so a job commits together with what it sends."""
+    connection.execute(
+        f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            job.id,
+            job.kind,
+            job.ref,
+            job.lane,
+            job.key,
+            job.priority,
+            job.attempts,
+            job.run_at,
+            job.expires_at,
+            json.dumps(job.payload),
+        ),
+    )
+
+
+def _job(row: tuple) -> Job:
+    *head, payload = row
+    return Job(*head, payload=json.loads(payload))
+
+
+def _lease(connection: sqlite3.Connection, lane: str, limit: int, now: float, until: float) -> list[Job]:
+    rows = connection.execute(
+        f"""UPDATE jobs SET lease_until = ?
+            WHERE id IN (SELECT id FROM jobs WHERE lane = ? AND run_at <= ? AND lease_until <= ?
+                         ORDER BY priority, run_at LIMIT ?)
+            RETURNING {_JOB_COLUMNS}""",
+        (until, lane, now, now, limit),
+    ).fetchall()
+    jobs = [_job(row) for row in rows]
+    jobs.sort(key=lambda job: (job.priority, job.run_at))
+    return jobs
+
+
+SettleEffect = Callable[[sqlite3.Connection, Job, Settlement, float], None]
+
+
+def _settle(
+    connection: sqlite3.Connection,
+    settled: list[tuple[Job, Settlement, Attempt | None]],
+    now: float,
+    effects: dict[str, SettleEffect],
+) -> int:
+    """Apply outcomes, and what each job kind records of them, in one transaction; returns jobs removed."""
+    removed = 0
+    for job, settlement, attempt in settled:
+        effect = effects.get(job.kind)
+        if effect is not None:
+            effect(connection, job, settlement, now)
+        if attempt is not None:
+            connection.execute(
+                "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job.key, job.kind, job.ref, attempt.provider, attempt.outcome, attempt.error, attempt.at),
+            )
+        if isinstance(settlement, Reschedule):
+            connection.execute(
+                "UPDATE jobs SET run_at = ?, lane = ?, attempts = ?, lease_until = 0 WHERE id = ?",
+                (settlement.run_at, settlement.lane, settlement.attempts, job.id),
+            )
+        else:
+            assert isinstance(settlement, Ack | Drop)
+            removed += connection.execute("DELETE FROM jobs WHERE id = ?", (job.id,)).rowcount
+    return removed
+
+
+class SqliteQueue:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._arrived = asyncio.Event()
+        self._queued = 0
+        self.effects: dict[str, SettleEffect] = {}
+        """Per job kind: what settling one of its jobs changes besides the queue (e.g. a verification's status)."""
+
+    async def open(self, now: float) -> None:
+        """Only this process uses the file (see ``lock``), so leases left by a crashed one are void at once."""
+        self._queued = await self.db.run(_recover)
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    def notify(self, added: int = 1) -> None:
+        self._queued += added
+        self._arrived.set()
+
+    async def wait_for_work(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._arrived.wait(), timeout)
+        except TimeoutError:
+            return
+        self._arrived.clear()
+
+    async def lease(self, lane: str, limit: int, now: float, lease_for: float) -> list[Job]:
+        return await self.db.run(_lease, lane, limit, now, now + lease_for)
+
+    async def settle(self, settled: list[tuple[Job, Settlement, Attempt | None]], now: float) -> None:
+        self._queued -= await self.db.run(_settle, settled, now, self.effects)
+
+    async def release(self, jobs: list[Job]) -> None:
+        await self.db.run(_release, [job.id for job in jobs])
+
+    async def depth(self) -> dict[str, int]:
+        return dict(await self.db.run(_depth))
+
+    async def next_due(self) -> float | None:
+        return await self.db.run(_next_due)
+
+
+def _recover(connection: sqlite3.Connection) -> int:
+    connection.execute("UPDATE jobs SET lease_until = 0 WHERE lease_until > 0")
+    return connection.execute("SELECT count(*) FROM jobs").fetchone()[0]
+
+
+def _release(connection: sqlite3.Connection, ids: list[str]) -> None:
+    connection.executemany("UPDATE jobs SET lease_until = 0 WHERE id = ?", [(id,) for id in ids])
+
+
+def _depth(connection: sqlite3.Connection) -> list[tuple[str, int]]:
+    return connection.execute("SELECT lane, count(*) FROM jobs GROUP BY lane").fetchall()
+
+
+def _next_due(connection: sqlite3.Connection) -> float | None:
+    return connection.execute("SELECT min(max(run_at, lease_until)) FROM jobs").fetchone()[0]

@@ -1,0 +1,73 @@
+CREATE TABLE IF NOT EXISTS verifications (
+    id TEXT PRIMARY KEY,
+    to_addr TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    status TEXT NOT NULL,
+    sealed_code BLOB NOT NULL,
+    locale TEXT NOT NULL,
+    app_name TEXT NOT NULL,
+    template TEXT,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    send_count INTEGER NOT NULL,
+    check_count INTEGER NOT NULL,
+    delivered_count INTEGER NOT NULL,
+    max_checks INTEGER NOT NULL,
+    max_sends INTEGER NOT NULL,
+    last_sent_at REAL NOT NULL,
+    is_test INTEGER NOT NULL,
+    country TEXT
+);
+CREATE INDEX IF NOT EXISTS verifications_by_address ON verifications (to_addr, channel, created_at);
+CREATE INDEX IF NOT EXISTS verifications_by_age ON verifications (updated_at);
+
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    lane TEXT NOT NULL,
+    key TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    run_at REAL NOT NULL,
+    expires_at REAL,
+    payload TEXT NOT NULL,
+    lease_until REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (lane, priority, run_at);
+
+CREATE TABLE IF NOT EXISTS attempts (
+    job_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_by_ref ON attempts (ref, at);
+
+CREATE TABLE IF NOT EXISTS rate_limits (
+    key TEXT PRIMARY KEY,
+    tat REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
+
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;

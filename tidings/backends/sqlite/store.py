@@ -1,0 +1,251 @@
+"""Verifications, API keys, idempotency records and rate-limit state in SQLite.
+
+Each public method runs one function on the database thread (see ``db``), so every decision taken there by
+``core`` on the rows it just read is atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from dataclasses import astuple, replace
+from importlib import resources
+
+from tidings.backends.sqlite.db import Database
+from tidings.backends.sqlite.queue import SqliteQueue, insert_job
+from tidings.core import otp, ratelimit
+from tidings.core.otp import CheckResult, Refused
+from tidings.core.types import Channel, Job, Status, Verification
+from tidings.ports import Ack, ApiKey, Drop, Lookup, Settlement, Started, StartRequest
+
+RETENTION = 25 * 3600.0
+"""Finished verifications and idempotency records are kept this long (the contract says at least 24 h)."""
+
+_COLUMNS = (
+    "id, to_addr, channel, status, sealed_code, locale, app_name, template, created_at, expires_at, updated_at,"
+    " send_count, check_count, delivered_count, max_checks, max_sends, last_sent_at, is_test, country"
+)
+_PLACEHOLDERS = ", ".join("?" * len(_COLUMNS.split(",")))
+
+
+def schema() -> str:
+    return resources.files(__package__).joinpath("schema.sql").read_text()
+
+
+def _verification(row: tuple) -> Verification:
+    (id, to, channel, status, sealed, *rest) = row
+    verification = Verification(id, to, Channel(channel), Status(status), sealed, *rest)
+    return replace(verification, is_test=bool(verification.is_test))
+
+
+def _save(connection: sqlite3.Connection, verification: Verification) -> None:
+    connection.execute(
+        f"INSERT OR REPLACE INTO verifications ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", astuple(verification)
+    )
+
+
+def _latest(connection: sqlite3.Connection, to: str, channel: Channel | None) -> Verification | None:
+    if channel is None:
+        row = connection.execute(
+            f"SELECT {_COLUMNS} FROM verifications WHERE to_addr = ? ORDER BY created_at DESC LIMIT 1", (to,)
+        ).fetchone()
+    else:
+        row = connection.execute(
+            f"SELECT {_COLUMNS} FROM verifications WHERE to_addr = ? AND channel = ? ORDER BY created_at DESC LIMIT 1",
+            (to, channel.value),
+        ).fetchone()
+    return _verification(row) if row else None
+
+
+def _by_id(connection: sqlite3.Connection, id: str) -> Verification | None:
+    row = connection.execute(f"SELECT {_COLUMNS} FROM verifications WHERE id = ?", (id,)).fetchone()
+    return _verification(row) if row else None
+
+
+def _consume_limits(connection: sqlite3.Connection, limits: list[ratelimit.Limit], now: float) -> Refused | None:
+    if not limits:
+        return None
+    keys = [limit.key for limit in limits]
+    tats = dict(
+        connection.execute(
+            f"SELECT key, tat FROM rate_limits WHERE key IN ({', '.join('?' * len(keys))})", keys
+        ).fetchall()
+    )
+    decision = ratelimit.check_all(tats, limits, now)
+    if not decision.allowed:
+        assert decision.hit is not None
+        return Refused(decision.hit.error, _limit_message(decision.hit), decision.retry_after)
+    connection.executemany("INSERT OR REPLACE INTO rate_limits VALUES (?, ?)", decision.updates.items())
+    return None
+
+
+def _limit_message(limit: ratelimit.Limit) -> str:
+    if limit.error == "budget_exhausted":
+        return f"The sending budget ({limit.name}: {limit.count} a day) is used up."
+    return f"Too many codes sent ({limit.name}: at most {limit.count} per {limit.period:g} s); try again later."
+
+
+def _start(connection: sqlite3.Connection, request: StartRequest, now: float) -> tuple[Started | Refused, int]:
+    existing = _latest(connection, request.to, request.channel)
+    decision = otp.decide_start(existing, now)
+    if isinstance(decision, Refused):
+        return decision, 0
+    refused = _consume_limits(connection, request.limits, now)
+    if refused is not None:
+        return refused, 0
+    if isinstance(decision, otp.Resend):
+        verification, resent = decision.verification, True
+    else:
+        verification, resent = request.fresh, False
+    _save(connection, verification)
+    if request.job is None:
+        return Started(verification, resent), 0
+    insert_job(connection, replace(request.job, ref=verification.id))
+    return Started(verification, resent), 1
+
+
+def _check(
+    connection: sqlite3.Connection, lookup: Lookup, matches: Callable[[Verification], bool], now: float
+) -> CheckResult | Refused | None:
+    verification = _by_id(connection, lookup.id) if lookup.id else _latest(connection, lookup.to or "", None)
+    if verification is None:
+        return None
+    result = otp.check(verification, matches, now)
+    if isinstance(result, CheckResult):
+        _save(connection, result.verification)
+    return result
+
+
+def _cancel(connection: sqlite3.Connection, id: str, now: float) -> Verification | Refused | None:
+    verification = _by_id(connection, id)
+    if verification is None:
+        return None
+    result = otp.cancel(verification, now)
+    if isinstance(result, Verification):
+        _save(connection, result)
+    return result
+
+
+def _get_many(connection: sqlite3.Connection, ids: list[str]) -> dict[str, Verification]:
+    rows = connection.execute(
+        f"SELECT {_COLUMNS} FROM verifications WHERE id IN ({', '.join('?' * len(ids))})", ids
+    ).fetchall()
+    return {row[0]: _verification(row) for row in rows}
+
+
+def verification_settled(connection: sqlite3.Connection, job: Job, settlement: Settlement, now: float) -> None:
+    """A code was delivered, or every provider refused it: the verification keeps count."""
+    if isinstance(settlement, Ack):
+        connection.execute(
+            "UPDATE verifications SET delivered_count = delivered_count + 1, updated_at = ? WHERE id = ?",
+            (now, job.ref),
+        )
+    elif isinstance(settlement, Drop) and settlement.failed:
+        connection.execute(
+            "UPDATE verifications SET status = ?, updated_at = ? WHERE id = ? AND status = ? AND delivered_count = 0",
+            (Status.FAILED.value, now, job.ref, Status.PENDING.value),
+        )
+
+
+def _purge(connection: sqlite3.Connection, now: float) -> int:
+    old = now - RETENTION
+    removed = connection.execute(
+        "DELETE FROM verifications WHERE updated_at < ? AND expires_at < ?", (old, old)
+    ).rowcount
+    removed += connection.execute("DELETE FROM rate_limits WHERE tat < ?", (now,)).rowcount
+    removed += connection.execute("DELETE FROM idempotency WHERE created_at < ?", (old,)).rowcount
+    removed += connection.execute("DELETE FROM attempts WHERE at < ?", (old,)).rowcount
+    return removed
+
+
+def _api_key(row: tuple) -> ApiKey:
+    id, key_hash, name, scopes, created_at = row
+    return ApiKey(id, name, frozenset(scopes.split()), created_at, key_hash)
+
+
+class SqliteStore:
+    def __init__(self, db: Database, queue: SqliteQueue) -> None:
+        self.db = db
+        self.queue = queue
+        queue.effects["verification"] = verification_settled
+
+    async def start_verification(self, request: StartRequest, now: float) -> Started | Refused:
+        result, enqueued = await self.db.run(_start, request, now)
+        if enqueued:
+            self.queue.notify(enqueued)
+        return result
+
+    async def check_verification(
+        self, lookup: Lookup, matches: Callable[[Verification], bool], now: float
+    ) -> CheckResult | Refused | None:
+        return await self.db.run(_check, lookup, matches, now)
+
+    async def cancel_verification(self, id: str, now: float) -> Verification | Refused | None:
+        return await self.db.run(_cancel, id, now)
+
+    async def get_verification(self, id: str) -> Verification | None:
+        return await self.db.run(_by_id, id)
+
+    async def get_verifications(self, ids: list[str]) -> dict[str, Verification]:
+        return await self.db.run(_get_many, ids) if ids else {}
+
+    async def add_key(self, key: ApiKey) -> None:
+        await self.db.run(
+            lambda c: c.execute(
+                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)",
+                (key.id, key.key_hash, key.name, " ".join(sorted(key.scopes)), key.created_at),
+            )
+        )
+
+    async def find_key(self, key_hash: str) -> ApiKey | None:
+        row = await self.db.run(
+            lambda c: c.execute(
+                "SELECT id, key_hash, name, scopes, created_at FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+                (key_hash,),
+            ).fetchone()
+        )
+        return _api_key(row) if row else None
+
+    async def list_keys(self) -> list[ApiKey]:
+        rows = await self.db.run(
+            lambda c: c.execute(
+                "SELECT id, key_hash, name, scopes, created_at FROM api_keys WHERE revoked_at IS NULL"
+                " ORDER BY created_at"
+            ).fetchall()
+        )
+        return [_api_key(row) for row in rows]
+
+    async def revoke_key(self, id: str, now: float) -> bool:
+        return await self.db.run(
+            lambda c: (
+                c.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, id)).rowcount
+                == 1
+            )
+        )
+
+    async def idempotent_get(self, scope: str, key: str) -> tuple[str, int, bytes] | None:
+        return await self.db.run(
+            lambda c: c.execute(
+                "SELECT fingerprint, status, body FROM idempotency WHERE scope = ? AND key = ?", (scope, key)
+            ).fetchone()
+        )
+
+    async def idempotent_put(
+        self, scope: str, key: str, fingerprint: str, status: int, body: bytes, now: float
+    ) -> None:
+        await self.db.run(
+            lambda c: c.execute(
+                "INSERT OR IGNORE INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
+                (scope, key, fingerprint, status, body, now),
+            )
+        )
+
+    async def purge(self, now: float) -> int:
+        return await self.db.run(_purge, now)
+
+    async def ping(self) -> None:
+        await self.db.run(lambda c: c.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.db.close)

@@ -1,0 +1,41 @@
+"""The ``tidings`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tidings import __version__
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="tidings", description="Verification codes and push messages.")
+    parser.add_argument("--version", action="version", version=f"tidings {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the API and the dispatcher")
+    serve.add_argument("--config", help="a TOML settings file (TIDINGS_* variables override it)")
+    serve.add_argument("--host", help="overrides `host`")
+    serve.add_argument("--port", type=int, help="overrides `port`")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        sys.exit(_serve(args))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from tidings import config, logs, server
+    from tidings.backends import BackendError
+
+    try:
+        settings = config.load(args.config)
+    except config.ConfigError as exc:
+        print(f"tidings: {exc}", file=sys.stderr)
+        return 2
+    overrides = {key: value for key in ("host", "port") if (value := getattr(args, key)) is not None}
+    settings = settings.model_copy(update=overrides)
+    logs.setup(settings.log_level, settings.log_format)
+    try:
+        server.run(settings)
+    except BackendError as exc:
+        print(f"tidings: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,103 @@
+"""Settings from a TOML file, overridden by ``TIDINGS_<SECTION>_<KEY>`` (top level: ``TIDINGS_<KEY>``).
+
+Environment names are derived from the settings models themselves, so every setting has exactly one name and a
+misspelt key in the file is an error rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tidings.core.settings import Settings
+from tidings.providers.registry import PROVIDERS
+
+PREFIX = "TIDINGS"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as file:
+                data = tomllib.load(file)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    _overlay(data, Settings, (PREFIX,), environ)
+    providers = data.setdefault("providers", {})
+    for name, provider in PROVIDERS.items():
+        section = dict(providers.get(name, {}))
+        _overlay(section, provider.Settings, (PREFIX, "PROVIDERS", name.upper()), environ)
+        if section:
+            providers[name] = section
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+    validate_providers(settings)
+    return settings
+
+
+def validate_providers(settings: Settings) -> None:
+    """Every provider named or configured must exist and have valid settings."""
+    named = {*settings.verify.sms_providers, *settings.verify.email_providers, *settings.providers}
+    for name in sorted(named):
+        if name not in PROVIDERS:
+            raise ConfigError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
+        try:
+            PROVIDERS[name].Settings.model_validate(settings.providers.get(name, {}))
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, f"providers.{name}.")) from None
+    if not settings.verify.sms_providers:
+        raise ConfigError("verify.sms_providers must name at least one provider")
+
+
+def env_name(*parts: str) -> str:
+    return "_".join(part.upper().replace("-", "_") for part in parts)
+
+
+def _overlay(data: dict[str, Any], model: type[BaseModel], prefix: tuple[str, ...], environ: Mapping[str, str]) -> None:
+    """Write environment values over ``data`` for every field of ``model``, recursing into sections."""
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            section = dict(data.get(key, {}))
+            _overlay(section, annotation, (*prefix, key), environ)
+            if section:
+                data[key] = section
+            continue
+        raw = environ.get(env_name(*prefix, key))
+        if raw is not None:
+            data[key] = _parse(raw, annotation)
+
+
+def _parse(raw: str, annotation: Any) -> Any:
+    """Strings stay strings; anything else may be given as JSON (lists, tables, numbers, booleans)."""
+    if annotation is str:
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _explain(exc: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for error in exc.errors(include_url=False):
+        where = prefix + ".".join(str(part) for part in error["loc"])
+        lines.append(f"{where}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(lines)

@@ -1,0 +1,149 @@
+"""The rules of a one-time code: when to send, resend, accept or refuse.
+
+Every function here is pure: it takes a verification and the time and returns what should happen next.
+The store runs these decisions inside one transaction, which is what makes checks atomic.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from tidings.core.types import Status, Verification
+
+MIN_CODE_LENGTH = 4
+MAX_CODE_LENGTH = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    code_length: int = 6
+    ttl: float = 600.0
+    max_checks: int = 5
+    max_sends: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The request is refused; ``error`` is the API error code, ``retry_after`` seconds if waiting helps."""
+
+    error: str
+    message: str
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resend:
+    verification: Verification
+
+
+@dataclass(frozen=True, slots=True)
+class StartNew:
+    """No pending verification: the caller creates one (it owns ids and sealing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    verification: Verification
+    valid: bool
+
+    @property
+    def attempts_left(self) -> int:
+        return max(0, self.verification.max_checks - self.verification.check_count)
+
+
+def generate_code(length: int) -> str:
+    """A uniformly random decimal code from the OS's CSPRNG."""
+    if not MIN_CODE_LENGTH <= length <= MAX_CODE_LENGTH:
+        raise ValueError(f"code length must be {MIN_CODE_LENGTH}-{MAX_CODE_LENGTH}")
+    return str(secrets.randbelow(10**length)).zfill(length)
+
+
+def current_status(verification: Verification, now: float) -> Status:
+    """A pending verification past its expiry is expired, whether or not anyone wrote that down yet."""
+    if verification.status is Status.PENDING and now >= verification.expires_at:
+        return Status.EXPIRED
+    return verification.status
+
+
+def settle(verification: Verification, now: float) -> Verification:
+    """The verification with its status brought up to ``now``."""
+    status = current_status(verification, now)
+    if status is verification.status:
+        return verification
+    return replace(verification, status=status, updated_at=now)
+
+
+def decide_start(existing: Verification | None, now: float) -> StartNew | Resend | Refused:
+    """A start request for an address that may already have a verification.
+
+    While one is pending, the same code is sent again on the same verification, up to its send limit.
+    """
+    if existing is None or current_status(existing, now) is not Status.PENDING:
+        return StartNew()
+    if existing.send_count >= existing.max_sends and not existing.is_test:
+        return Refused(
+            "max_sends_reached",
+            f"This verification was already sent {existing.send_count} times; "
+            "wait until it expires or check the code that was sent.",
+            retry_after=max(1.0, existing.expires_at - now),
+        )
+    return Resend(replace(existing, send_count=existing.send_count + 1, last_sent_at=now, updated_at=now))
+
+
+_NOT_PENDING = {
+    Status.APPROVED: (
+        "verification_approved",
+        "This verification was already approved; a code is accepted once.",
+    ),
+    Status.CANCELED: ("verification_canceled", "This verification was canceled; start a new one."),
+    Status.EXPIRED: ("verification_expired", "The code has expired; start a new verification."),
+    Status.FAILED: (
+        "verification_failed",
+        "No code could be delivered for this verification; start a new one.",
+    ),
+}
+
+
+def refusal_for(verification: Verification, now: float) -> Refused | None:
+    """Why this verification can no longer be checked, or None while it can."""
+    status = current_status(verification, now)
+    if status is Status.PENDING:
+        return None
+    if status is Status.MAX_ATTEMPTS_REACHED:
+        return Refused(
+            "max_attempts_reached",
+            "Too many wrong codes were tried for this verification; start a new one after it expires.",
+            retry_after=max(1.0, verification.expires_at - now),
+        )
+    error, message = _NOT_PENDING[status]
+    return Refused(error, message)
+
+
+def check(verification: Verification, matches: Callable[[Verification], bool], now: float) -> CheckResult | Refused:
+    """Count the attempt, then judge it.
+
+    ``matches`` must compare in constant time. The attempt is counted before the comparison and whatever its
+    result, so concurrent wrong guesses (serialised by the store) can never pass the limit.
+    """
+    refused = refusal_for(verification, now)
+    if refused is not None:
+        return refused
+    checks = verification.check_count + 1
+    valid = matches(verification)
+    if valid:
+        status = Status.APPROVED
+    elif checks >= verification.max_checks:
+        status = Status.MAX_ATTEMPTS_REACHED
+    else:
+        status = Status.PENDING
+    updated = replace(verification, check_count=checks, status=status, updated_at=now)
+    return CheckResult(updated, valid=valid)
+
+
+def cancel(verification: Verification, now: float) -> Verification | Refused:
+    refused = refusal_for(verification, now)
+    if refused is not None:
+        return refused
+    return replace(verification, status=Status.CANCELED, updated_at=now)

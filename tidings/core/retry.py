@@ -1,0 +1,77 @@
+"""When to try a send again, fail over to the next provider, or give up.
+
+``decide`` is the whole policy, a pure function tested with a table of cases: exponential backoff with jitter,
+the provider's ``Retry-After`` honoured, and nothing scheduled past the message's expiry.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from tidings.core.types import Delivered, Permanent, SendOutcome, Transient
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    base_delay: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 300.0
+    attempts_per_lane: int = 3
+    """Transient failures tolerated on one provider before failing over to the next."""
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAt:
+    when: float
+
+
+@dataclass(frozen=True, slots=True)
+class FailOver:
+    """Move to the next provider now, starting its attempts from zero."""
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    reason: str
+
+
+Decision = Done | RetryAt | FailOver | GiveUp
+
+
+def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
+    """Delay before retry number ``attempt`` (1-based): exponential, half of it jittered so peers spread out."""
+    ceiling = min(policy.max_delay, policy.base_delay * policy.factor ** (attempt - 1))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+def decide(
+    attempt: int,
+    outcome: SendOutcome,
+    now: float,
+    policy: RetryPolicy,
+    rng: random.Random,
+    *,
+    expires_at: float | None = None,
+    can_fail_over: bool = False,
+) -> Decision:
+    """What follows ``outcome`` of attempt number ``attempt`` (1-based) on the current provider."""
+    if isinstance(outcome, Delivered):
+        return Done()
+    if isinstance(outcome, Permanent):
+        return FailOver() if can_fail_over else GiveUp(outcome.error)
+    assert isinstance(outcome, Transient)
+    if attempt >= policy.attempts_per_lane:
+        return FailOver() if can_fail_over else GiveUp(outcome.error)
+    delay = backoff(attempt, policy, rng)
+    if outcome.retry_after is not None:
+        delay = max(delay, outcome.retry_after)
+    when = now + delay
+    if expires_at is not None and when >= expires_at:
+        return FailOver() if can_fail_over else GiveUp("expired")
+    return RetryAt(when)

@@ -1,0 +1,126 @@
+"""Every setting tidings reads, with its default. ``tidings.config`` fills these from TOML and the environment.
+
+A section here is a ``[section]`` in the TOML file and ``TIDINGS_<SECTION>_<KEY>`` in the environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tidings.core import templates
+from tidings.core.otp import MAX_CODE_LENGTH, MIN_CODE_LENGTH
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TestNumber(Section):
+    code: str = Field(pattern=r"^[0-9]{4,10}$")
+    until: dt.date | None = None
+    """The last day the number is honoured, so test numbers cannot linger in production."""
+
+
+class VerifySettings(Section):
+    code_length: int = Field(6, ge=MIN_CODE_LENGTH, le=MAX_CODE_LENGTH)
+    ttl: float = Field(600, gt=0, le=86400)
+    max_checks: int = Field(5, ge=1, le=100)
+    max_sends: int = Field(5, ge=1, le=100)
+    resend_cooldown: float = Field(30, ge=0)
+    allowed_countries: list[str] = []
+    test_numbers: dict[str, TestNumber] = {}
+    sms_providers: list[str] = ["console"]
+    email_providers: list[str] = ["smtp"]
+    default_region: str | None = None
+    default_locale: str = "en"
+    app_name: str = "tidings"
+    templates: dict[str, dict[str, str]] = {}
+    """Extra or replacement templates: ``{name: {locale: text}}``; ``verification`` is the default one."""
+
+    @field_validator("allowed_countries")
+    @classmethod
+    def _upper(cls, value: list[str]) -> list[str]:
+        return [country.upper() for country in value]
+
+    @field_validator("templates")
+    @classmethod
+    def _valid_templates(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for per_locale in value.values():
+            for text in per_locale.values():
+                templates.validate(text)
+        return value
+
+    def all_templates(self) -> dict[str, dict[str, str]]:
+        merged = {name: dict(texts) for name, texts in templates.DEFAULT_TEMPLATES.items()}
+        for name, texts in self.templates.items():
+            merged.setdefault(name, {}).update(texts)
+        return merged
+
+
+class LimitsSettings(Section):
+    """Anti-abuse limits on sending codes; 0 turns a limit off."""
+
+    per_number_hour: int = Field(10, ge=0)
+    per_number_day: int = Field(20, ge=0)
+    per_ip_hour: int = Field(50, ge=0)
+    range_digits: int = Field(3, ge=1, le=8)
+    """How many trailing digits are dropped to form a number range."""
+    per_range_hour: int = Field(30, ge=0)
+    per_country_hour: dict[str, int] = {}
+    daily_budget: int = Field(0, ge=0)
+    """Sends per day across all countries."""
+    country_daily_budget: dict[str, int] = {}
+
+    @field_validator("per_country_hour", "country_daily_budget")
+    @classmethod
+    def _upper_keys(cls, value: dict[str, int]) -> dict[str, int]:
+        return {country.upper(): count for country, count in value.items()}
+
+
+class DispatchSettings(Section):
+    batch_size: int = Field(256, ge=1, le=10000)
+    lease: float = Field(60, ge=1)
+    """Seconds a leased job is held before another worker may take it; longer than any provider timeout."""
+    request_timeout: float = Field(10, gt=0)
+    concurrency: int = Field(1000, ge=1)
+    """Default concurrent sends per provider; a provider section may set its own ``concurrency``."""
+    rate: float = Field(0, ge=0)
+    """Default sends per second per provider; 0 is unlimited. A provider section may set its own ``rate``."""
+    attempts_per_provider: int = Field(3, ge=1)
+    retry_base_delay: float = Field(1.0, gt=0)
+    retry_max_delay: float = Field(300, gt=0)
+    shutdown_grace: float = Field(10, ge=0)
+    max_queue: int = Field(1_000_000, ge=1)
+    """Queued jobs beyond which the API answers 503 instead of accepting more."""
+
+
+class WebhooksSettings(Section):
+    allow_private_networks: bool = False
+
+
+class Settings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    database: str = "sqlite:///./tidings.db"
+    api_key: str | None = None
+    secret_key: str | None = None
+    """Seals codes at rest. Without one, a random secret is kept in a file beside the database."""
+    log_level: str = "INFO"
+    log_format: str = Field("text", pattern="^(text|json)$")
+    access_log: bool = False
+    """One log line per request; off by default because it costs a noticeable share of a request."""
+    max_body_size: int = Field(64 * 1024, ge=1024)
+    trusted_proxies: list[str] = []
+    """Peers (addresses or CIDR networks) whose ``X-Forwarded-For`` is believed."""
+    default_region: str | None = None
+    verify: VerifySettings = VerifySettings()
+    limits: LimitsSettings = LimitsSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    webhooks: WebhooksSettings = WebhooksSettings()
+    providers: dict[str, dict[str, object]] = {}
+
+    @property
+    def region(self) -> str | None:
+        return self.verify.default_region or self.default_region

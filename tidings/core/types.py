@@ -1,0 +1,116 @@
+"""The data that every layer passes around: plain, immutable, free of I/O.
+
+Times are POSIX seconds (``float``) inside tidings; the API turns them into RFC 3339 strings at the edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Where a verification stands."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    MAX_ATTEMPTS_REACHED = "max_attempts_reached"
+    FAILED = "failed"
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """One code sent to one address; the code itself is only ever held sealed (see ``core.sealing``)."""
+
+    id: str
+    to: str
+    channel: Channel
+    status: Status
+    sealed_code: bytes
+    locale: str
+    app_name: str
+    template: str | None
+    created_at: float
+    expires_at: float
+    updated_at: float
+    send_count: int = 1
+    check_count: int = 0
+    delivered_count: int = 0
+    max_checks: int = 5
+    max_sends: int = 5
+    last_sent_at: float = 0.0
+    is_test: bool = False
+    country: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A unit of work for the dispatcher: send one thing through one lane (a provider).
+
+    ``key`` is stable across retries and failovers; it is what receivers use to drop duplicates.
+    """
+
+    id: str
+    kind: str
+    ref: str
+    lane: str
+    key: str
+    priority: int = 0
+    attempts: int = 0
+    run_at: float = 0.0
+    expires_at: float | None = None
+    payload: dict = field(default_factory=dict)
+
+
+# Priorities: lower runs first. A verification code never waits behind a bulk push.
+PRIORITY_VERIFICATION = 0
+PRIORITY_HIGH = 10
+PRIORITY_NORMAL = 20
+PRIORITY_LOW = 30
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """What a provider is asked to send. ``text`` may hold a code, so it never appears in a repr."""
+
+    to: str
+    text: str = field(repr=False)
+    idempotency_key: str
+    subject: str | None = None
+    params: dict[str, str] = field(default_factory=dict, repr=False)
+    locale: str = "en"
+
+
+# What a provider answered, as a small closed family of outcomes rather than a bool.
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    provider_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transient:
+    """Worth trying again (429, 5xx, timeouts, documented retryable codes); ``retry_after`` if the provider said."""
+
+    error: str
+    message: str = ""
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Permanent:
+    """The provider refused for good (bad number, bad credentials, content rejected)."""
+
+    error: str
+    message: str = ""
+
+
+SendOutcome = Delivered | Transient | Permanent

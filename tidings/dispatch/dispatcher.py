@@ -1,0 +1,210 @@
+"""Lease due jobs in batches, send them with bounded concurrency per provider, record outcomes in batches.
+
+A job leaves the queue only when its outcome is recorded; a job leased by a process that died comes back when its
+lease runs out. On shutdown the dispatcher stops leasing, lets in-flight sends finish for a grace period, and gives
+back the rest at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import defaultdict
+from typing import Protocol
+
+from tidings.core import retry
+from tidings.core.settings import DispatchSettings
+from tidings.core.types import Delivered, Job, OutboundMessage, Permanent, SendOutcome, Transient
+from tidings.dispatch.lane import Lane
+from tidings.dispatch.settler import Settler
+from tidings.metrics import Metrics
+from tidings.ports import Ack, Attempt, Drop, Queue, Reschedule, Settlement
+
+log = logging.getLogger("tidings.dispatch")
+
+
+class JobKind(Protocol):
+    async def prepare(self, jobs: list[Job], now: float) -> list[OutboundMessage | Drop]:
+        """The message for each job, or why it is not to be sent."""
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        queue: Queue,
+        lanes: dict[str, Lane],
+        kinds: dict[str, JobKind],
+        settings: DispatchSettings,
+        metrics: Metrics,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.queue = queue
+        self.lanes = lanes
+        self.kinds = kinds
+        self.settings = settings
+        self.metrics = metrics
+        self.policy = retry.RetryPolicy(
+            base_delay=settings.retry_base_delay,
+            max_delay=settings.retry_max_delay,
+            attempts_per_lane=settings.attempts_per_provider,
+        )
+        self.rng = rng or random.Random()
+        self.settler = Settler(queue)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._sends: dict[asyncio.Task[None], Job] = {}
+        self._preparing: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Lease and send until ``stop``."""
+        forward = asyncio.create_task(self._forward_arrivals())
+        settling = asyncio.create_task(self.settler.run())
+        try:
+            while not self._stopping:
+                if not await self._lease_round():
+                    await self._idle()
+        finally:
+            forward.cancel()
+            settling.cancel()
+
+    async def stop(self) -> None:
+        """Finish or give back every leased job, then write down every outcome."""
+        self._stopping = True
+        self._wake.set()
+        if self._preparing:
+            await asyncio.wait(self._preparing)
+        if self._sends:
+            await asyncio.wait(list(self._sends), timeout=self.settings.shutdown_grace)
+        unfinished = [job for task, job in self._sends.items() if not task.done()]
+        for task in list(self._sends):
+            task.cancel()
+        if unfinished:
+            log.warning(
+                "giving back %d jobs still in flight after %.0f s",
+                len(unfinished),
+                self.settings.shutdown_grace,
+            )
+            await asyncio.gather(*self._sends, return_exceptions=True)
+            await self.queue.release(unfinished)
+        await self.settler.flush()
+
+    async def _lease_round(self) -> bool:
+        leased = False
+        now = time.time()
+        for lane in self.lanes.values():
+            room = min(lane.free, self.settings.batch_size)
+            if room <= 0:
+                continue
+            jobs = await self.queue.lease(lane.name, room, now, self.settings.lease)
+            if not jobs:
+                continue
+            leased = True
+            lane.active += len(jobs)
+            self.metrics.in_flight.labels(lane.name).set(lane.active)
+            task = asyncio.create_task(self._prepare(lane, jobs))
+            self._preparing.add(task)
+            task.add_done_callback(self._preparing.discard)
+        return leased
+
+    async def _idle(self) -> None:
+        due = await self.queue.next_due()
+        timeout = 1.0 if due is None else min(1.0, max(0.005, due - time.time()))
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _forward_arrivals(self) -> None:
+        while True:
+            await self.queue.wait_for_work(5.0)
+            self._wake.set()
+
+    async def _prepare(self, lane: Lane, jobs: list[Job]) -> None:
+        by_kind: dict[str, list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_kind[job.kind].append(job)
+        now = time.time()
+        for kind, group in by_kind.items():
+            try:
+                prepared = await self.kinds[kind].prepare(group, now)
+            except Exception:
+                log.exception("cannot prepare %d %s jobs; they return after their lease", len(group), kind)
+                self._free(lane, len(group))
+                continue
+            for job, message in zip(group, prepared, strict=True):
+                if isinstance(message, Drop):
+                    self._free(lane, 1)
+                    self.metrics.jobs.labels(lane.name, message.reason).inc()
+                    self.settler.add(job, message, None)
+                else:
+                    task = asyncio.create_task(self._send(lane, job, message))
+                    self._sends[task] = job
+                    task.add_done_callback(self._sends.pop)
+
+    async def _send(self, lane: Lane, job: Job, message: OutboundMessage) -> None:
+        started = time.monotonic()
+        try:
+            await lane.pace()
+            outcome = await lane.provider.send(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("provider %s raised on job %s", lane.name, job.id)
+            outcome = Transient("provider_error", type(exc).__name__)
+        finally:
+            self._free(lane, 1)
+        self.metrics.send_latency.labels(lane.name).observe(time.monotonic() - started)
+        self.metrics.jobs.labels(lane.name, _outcome_name(outcome)).inc()
+        now = time.time()
+        attempt = Attempt(job, lane.name, _outcome_name(outcome), getattr(outcome, "error", None), now)
+        self.settler.add(job, self._settlement(job, outcome, now), attempt)
+        if not isinstance(outcome, Delivered):
+            log.info("send %s via %s: %s %s", job.key, lane.name, _outcome_name(outcome), outcome.error)
+
+    def _settlement(self, job: Job, outcome: SendOutcome, now: float) -> Settlement:
+        next_lane = self._next_lane(job)
+        decision = retry.decide(
+            job.attempts + 1,
+            outcome,
+            now,
+            self.policy,
+            self.rng,
+            expires_at=job.expires_at,
+            can_fail_over=next_lane is not None,
+        )
+        match decision:
+            case retry.Done():
+                assert isinstance(outcome, Delivered)
+                return Ack(outcome.provider_message_id)
+            case retry.RetryAt(when):
+                return Reschedule(when, job.lane, job.attempts + 1)
+            case retry.FailOver():
+                assert next_lane is not None
+                return Reschedule(now, next_lane, 0)
+            case retry.GiveUp(reason):
+                # Out of time is not a refusal: the code expired, it was not refused.
+                return Drop(reason, failed=reason != "expired")
+        raise AssertionError(decision)
+
+    def _next_lane(self, job: Job) -> str | None:
+        """The next provider of the job's failover chain that this process can send through."""
+        chain: list[str] = job.payload.get("chain", [])
+        if job.lane not in chain:
+            return None
+        for name in chain[chain.index(job.lane) + 1 :]:
+            if name in self.lanes:
+                return name
+        return None
+
+    def _free(self, lane: Lane, count: int) -> None:
+        lane.active -= count
+        self.metrics.in_flight.labels(lane.name).set(lane.active)
+        self._wake.set()
+
+
+def _outcome_name(outcome: SendOutcome) -> str:
+    if isinstance(outcome, Delivered):
+        return "delivered"
+    return "permanent" if isinstance(outcome, Permanent) else "transient"

@@ -1,0 +1,46 @@
+"""Outcomes are written in batches: many sends finishing together cost one store round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from tidings.core.types import Job
+from tidings.ports import Attempt, Queue, Settlement
+
+log = logging.getLogger("tidings.dispatch")
+
+FLUSH_EVERY = 0.02
+MAX_BATCH = 500
+
+
+class Settler:
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self._pending: list[tuple[Job, Settlement, Attempt | None]] = []
+        self._arrived = asyncio.Event()
+
+    def add(self, job: Job, settlement: Settlement, attempt: Attempt | None) -> None:
+        self._pending.append((job, settlement, attempt))
+        self._arrived.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            await asyncio.sleep(FLUSH_EVERY)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write what is pending; on a store failure keep it and try again (the leases cover the wait)."""
+        delay = 0.1
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                await asyncio.shield(self.queue.settle(batch, time.time()))
+            except Exception as exc:
+                log.error("cannot record %d outcomes (%s); retrying in %.1f s", len(batch), exc, delay)
+                self._pending[:0] = batch
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)

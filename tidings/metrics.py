@@ -1,0 +1,64 @@
+"""Prometheus metrics, in a registry of the application's own so that several servers can share a process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+disable_created_metrics()  # the *_created series double the output and nobody graphs them
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tidings_http_requests",
+            "API requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            "tidings_http_request_duration_seconds",
+            "Time to answer an API request.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "tidings_queue_depth", "Jobs waiting in the queue, by lane.", ["lane"], registry=self.registry
+        )
+        self.jobs = Counter(
+            "tidings_jobs",
+            "Sends finished, by provider and outcome.",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.send_latency = Histogram(
+            "tidings_send_duration_seconds",
+            "Time for a provider to answer one send.",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "tidings_sends_in_flight",
+            "Sends waiting for a provider's answer.",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.verifications = Counter(
+            "tidings_verifications_started",
+            "Verifications started or resent, by channel.",
+            ["channel", "kind"],
+            registry=self.registry,
+        )
+        self.checks = Counter(
+            "tidings_verification_checks", "Code checks by result.", ["result"], registry=self.registry
+        )
+        self.limited = Counter(
+            "tidings_limited",
+            "Requests refused by an anti-abuse limit or budget.",
+            ["error"],
+            registry=self.registry,
+        )

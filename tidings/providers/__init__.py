@@ -1,0 +1,1 @@
+"""Outbound services, one module each, registered by name in ``registry``."""

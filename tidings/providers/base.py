@@ -1,0 +1,55 @@
+"""What every provider is: a name, a channel, its settings, and one ``send`` that returns a typed outcome.
+
+A provider builds one HTTP request (or SMTP message) and reads the answer into ``Delivered``, ``Transient`` or
+``Permanent`` with the provider's own error code; the shared ``HttpClient`` owns the pooled session, the timeouts and
+the mapping of network errors.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from tidings.core.types import OutboundMessage, SendOutcome
+from tidings.providers.client import HttpClient
+
+
+class ProviderSettings(BaseModel):
+    """Settings every provider has; subclasses add their own. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    base_url: str = ""
+    concurrency: int | None = Field(None, ge=1)
+    """Concurrent sends to this provider; defaults to ``dispatch.concurrency``."""
+    rate: float | None = Field(None, ge=0)
+    """Sends per second to this provider; defaults to ``dispatch.rate`` (0 is unlimited)."""
+
+
+class Provider(ABC):
+    name: ClassVar[str]
+    channel: ClassVar[str] = "sms"
+    Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
+    sends_for_real: ClassVar[bool] = True
+
+    def __init__(self, settings: ProviderSettings, http: HttpClient) -> None:
+        self.settings = settings
+        self.http = http
+
+    @abstractmethod
+    async def send(self, message: OutboundMessage) -> SendOutcome:
+        """Send one message; never raises for a provider's refusal or a network failure, returns the outcome."""
+
+    async def close(self) -> None:  # noqa: B027 - most providers hold nothing of their own
+        """Release what the provider holds beyond the shared HTTP client."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.settings!r}>"
+
+
+def secret(value: SecretStr | str | None) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return value or ""

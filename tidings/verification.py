@@ -1,0 +1,216 @@
+"""Verifications as a service: turns a validated request into a decision by ``core`` and one atomic store step,
+and turns a queued send back into the message a provider delivers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+from tidings.core import abuse, otp, templates
+from tidings.core.address import InvalidAddress, parse_email, parse_phone
+from tidings.core.ids import new_id
+from tidings.core.otp import CheckResult, Refused
+from tidings.core.sealing import Sealer
+from tidings.core.settings import Settings
+from tidings.core.types import PRIORITY_VERIFICATION, Channel, Job, OutboundMessage, Verification
+from tidings.errors import Conflict, InvalidInput, NotFound, RateLimited, Unprocessable
+from tidings.ports import Drop, Lookup, Started, StartRequest, Store
+
+
+@dataclass(frozen=True, slots=True)
+class StartInput:
+    to: str
+    channel: Channel = Channel.SMS
+    locale: str | None = None
+    code_length: int | None = None
+    template: str | None = None
+    app_name: str | None = None
+    client_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    to: str
+    country: str | None
+
+
+class Verifications:
+    def __init__(self, settings: Settings, store: Store, sealer: Sealer) -> None:
+        self.settings = settings
+        self.verify = settings.verify
+        self.store = store
+        self.sealer = sealer
+        self.templates = settings.verify.all_templates()
+        self.test_numbers = {
+            parse_phone(number).e164 if number.startswith("+") else number: spec
+            for number, spec in settings.verify.test_numbers.items()
+        }
+
+    def address(self, raw: str, channel: Channel) -> Address:
+        """The canonical address, or InvalidInput naming the ``to`` field."""
+        try:
+            if channel is Channel.EMAIL:
+                return Address(parse_email(raw), None)
+            phone = parse_phone(raw, self.settings.region)
+        except InvalidAddress as exc:
+            raise InvalidInput(f"to: {exc}", field="to") from None
+        return Address(phone.e164, phone.region)
+
+    def _test_code(self, to: str, now: float) -> str | None:
+        spec = self.test_numbers.get(to)
+        if spec is None:
+            return None
+        if spec.until is not None and dt.datetime.fromtimestamp(now, dt.UTC).date() > spec.until:
+            return None
+        return spec.code
+
+    async def start(self, request: StartInput, now: float | None = None) -> Started:
+        now = time.time() if now is None else now
+        address = self.address(request.to, request.channel)
+        test_code = self._test_code(address.to, now)
+        allowed = self.verify.allowed_countries
+        if test_code is None and allowed and address.country is not None and address.country not in allowed:
+            raise Unprocessable(
+                f"sending to {address.country} numbers is not allowed here",
+                code="country_not_allowed",
+                field="to",
+                country=address.country,
+            )
+        template = request.template or "verification"
+        if template not in self.templates:
+            raise InvalidInput(f"template: no template named {template!r}", field="template")
+        id = new_id("ver")
+        code = test_code or otp.generate_code(request.code_length or self.verify.code_length)
+        fresh = Verification(
+            id=id,
+            to=address.to,
+            channel=request.channel,
+            status=otp.Status.PENDING,
+            sealed_code=self.sealer.seal(code, id),
+            locale=templates.pick_locale(request.locale or self.verify.default_locale, self.templates[template]),
+            app_name=request.app_name or self.verify.app_name,
+            template=request.template,
+            created_at=now,
+            expires_at=now + self.verify.ttl,
+            updated_at=now,
+            max_checks=self.verify.max_checks,
+            max_sends=self.verify.max_sends,
+            last_sent_at=now,
+            is_test=test_code is not None,
+            country=address.country,
+        )
+        limits = (
+            []
+            if test_code is not None
+            else abuse.limits_for_send(
+                self.settings.limits,
+                to=address.to,
+                country=address.country,
+                is_phone=request.channel is Channel.SMS,
+                client_ip=request.client_ip,
+                resend_cooldown=self.verify.resend_cooldown,
+            )
+        )
+        chain = self.verify.sms_providers if request.channel is Channel.SMS else self.verify.email_providers
+        job = (
+            None
+            if test_code is not None
+            else Job(
+                id=new_id("job"),
+                kind="verification",
+                ref=id,
+                lane=chain[0],
+                key=new_id("snd"),
+                priority=PRIORITY_VERIFICATION,
+                run_at=now,
+                expires_at=fresh.expires_at,
+                payload={"chain": chain},
+            )
+        )
+        result = await self.store.start_verification(StartRequest(address.to, request.channel, fresh, limits, job), now)
+        if isinstance(result, Refused):
+            raise _refusal(result)
+        return result
+
+    async def check(self, lookup: Lookup, code: str, now: float | None = None) -> CheckResult:
+        if lookup.to is not None:
+            channel = Channel.EMAIL if "@" in lookup.to else Channel.SMS
+            lookup = Lookup(to=self.address(lookup.to, channel).to)
+        result = await self.store.check_verification(
+            lookup,
+            lambda v: self.sealer.matches(v.sealed_code, v.id, code),
+            time.time() if now is None else now,
+        )
+        if result is None:
+            raise NotFound("no verification for that id or address", code="verification_not_found")
+        if isinstance(result, Refused):
+            raise _refusal(result)
+        return result
+
+    async def get(self, id: str) -> Verification:
+        verification = await self.store.get_verification(id)
+        if verification is None:
+            raise NotFound(f"no verification {id!r}", code="verification_not_found")
+        return otp.settle(verification, time.time())
+
+    async def cancel(self, id: str) -> Verification:
+        result = await self.store.cancel_verification(id, time.time())
+        if result is None:
+            raise NotFound(f"no verification {id!r}", code="verification_not_found")
+        if isinstance(result, Refused):
+            raise _refusal(result, conflict=True)
+        return result
+
+    async def prepare(self, jobs: list[Job], now: float) -> list[OutboundMessage | Drop]:
+        """The messages for a batch of leased jobs, read in one round trip."""
+        found = await self.store.get_verifications([job.ref for job in jobs])
+        return [
+            self.message(found[job.ref], job, now) if job.ref in found else Drop("gone", failed=False) for job in jobs
+        ]
+
+    def message(self, verification: Verification, job: Job, now: float) -> OutboundMessage | Drop:
+        """What to send for a queued job, or why not to: a code that expired or was used is not sent."""
+        status = otp.current_status(verification, now)
+        if status is not otp.Status.PENDING:
+            return Drop(status.value, failed=False)
+        code = self.sealer.unseal(verification.sealed_code, verification.id)
+        texts = self.templates.get(verification.template or "verification", self.templates["verification"])
+        text = templates.render(
+            texts[templates.pick_locale(verification.locale, texts)],
+            app_name=verification.app_name,
+            code=code,
+            ttl=verification.expires_at - now,
+        )
+        subject = None
+        if verification.channel is Channel.EMAIL:
+            subject_template = templates.EMAIL_SUBJECTS[
+                templates.pick_locale(verification.locale, templates.EMAIL_SUBJECTS)
+            ]
+            subject = subject_template.format(app_name=verification.app_name)
+        return OutboundMessage(
+            to=verification.to,
+            text=text,
+            idempotency_key=job.key,
+            subject=subject,
+            params={
+                "code": code,
+                "app_name": verification.app_name,
+                "minutes": str(max(1, round((verification.expires_at - now) / 60))),
+            },
+            locale=verification.locale,
+        )
+
+
+def _refusal(refused: Refused, *, conflict: bool = False) -> Exception:
+    """The API error for a refusal from ``core.otp`` or a limit."""
+    if refused.error in {
+        "verification_approved",
+        "verification_canceled",
+        "verification_expired",
+        "verification_failed",
+    }:
+        if conflict:
+            return Conflict(refused.message, code=refused.error)
+        return NotFound(refused.message, code=refused.error)
+    return RateLimited(refused.message, code=refused.error, retry_after=refused.retry_after or 1)
