@@ -117,11 +117,10 @@ class Verifications:
             None
             if test_code is not None
             else Job(
-                id=new_id("job"),
+                id="",  # the store names it after the send it is
                 kind="verification",
                 ref=id,
                 lane=chain[0],
-                key=new_id("snd"),
                 priority=PRIORITY_VERIFICATION,
                 run_at=now,
                 expires_at=fresh.expires_at,
@@ -191,7 +190,7 @@ class Verifications:
         return OutboundMessage(
             to=verification.to,
             text=text,
-            idempotency_key=job.key,
+            idempotency_key=job.id,
             subject=subject,
             params={
                 "code": code,

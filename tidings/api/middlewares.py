@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -16,6 +17,9 @@ from tidings.errors import PayloadTooLarge, TidingsError
 log = logging.getLogger("tidings.api")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Request ids need to be unique, not secret: a random per-process prefix and a counter are cheaper than uuid4.
+_PROCESS = os.urandom(6).hex()
+_SEQUENCE = itertools.count()
 _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -37,7 +41,7 @@ def error_response(error: TidingsError) -> web.Response:
 async def handle_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")
     if not _REQUEST_ID.match(request_id):
-        request_id = uuid.uuid4().hex
+        request_id = f"{_PROCESS}{next(_SEQUENCE):010x}"
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     try:

@@ -50,6 +50,7 @@ async def open_backend(url: str, secret: str | None = None) -> AsyncIterator[Bac
         store = SqliteStore(db, queue)
         try:
             await queue.open(time.time())
+            await store.open(time.time())
             yield Backend(store, queue, secret or _secret_beside(path))
         finally:
             await store.close()

@@ -3,9 +3,11 @@ and the daily budgets. The limits are GCRA (see ``ratelimit``); this module only
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from tidings.core.address import number_range
+from tidings.core.otp import Refused
 from tidings.core.ratelimit import Limit
 from tidings.core.settings import LimitsSettings
 
@@ -13,6 +15,7 @@ HOUR = 3600.0
 DAY = 86400.0
 
 
+@functools.lru_cache(maxsize=8192)
 def client_key(ip: str) -> str:
     """IPv6 clients get whole /64s from their provider, so a /64 counts as one client."""
     try:
@@ -24,6 +27,15 @@ def client_key(ip: str) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+def refusal(limit: Limit, retry_after: float) -> Refused:
+    """The answer to a send that a limit refused, naming the limit."""
+    if limit.error == "budget_exhausted":
+        message = f"The sending budget ({limit.name}: {limit.count} a day) is used up."
+    else:
+        message = f"Too many codes sent ({limit.name}: at most {limit.count} per {limit.period:g} s); try again later."
+    return Refused(limit.error, message, retry_after)
 
 
 def limits_for_send(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import phonenumbers
@@ -19,6 +20,7 @@ class PhoneNumber:
     """ISO 3166 alpha-2 of the number's country, e.g. ``CN``."""
 
 
+@functools.lru_cache(maxsize=16384)
 def parse_phone(raw: str, default_region: str | None = None) -> PhoneNumber:
     """Parse and validate a phone number; one without ``+`` is read against ``default_region``."""
     text = raw.strip()

@@ -60,6 +60,11 @@ def generate_code(length: int) -> str:
     return str(secrets.randbelow(10**length)).zfill(length)
 
 
+def send_id(verification: Verification) -> str:
+    """Each send of a verification has its own id, stable across retries: the receivers' idempotency key."""
+    return f"snd_{verification.id.removeprefix('ver_')}.{verification.send_count}"
+
+
 def current_status(verification: Verification, now: float) -> Status:
     """A pending verification past its expiry is expired, whether or not anyone wrote that down yet."""
     if verification.status is Status.PENDING and now >= verification.expires_at:

@@ -54,14 +54,13 @@ class Verification:
 class Job:
     """A unit of work for the dispatcher: send one thing through one lane (a provider).
 
-    ``key`` is stable across retries and failovers; it is what receivers use to drop duplicates.
+    ``id`` is stable across retries and failovers; it is the idempotency key receivers use to drop duplicates.
     """
 
     id: str
     kind: str
     ref: str
     lane: str
-    key: str
     priority: int = 0
     attempts: int = 0
     run_at: float = 0.0
@@ -74,6 +73,7 @@ PRIORITY_VERIFICATION = 0
 PRIORITY_HIGH = 10
 PRIORITY_NORMAL = 20
 PRIORITY_LOW = 30
+PRIORITIES = (PRIORITY_VERIFICATION, PRIORITY_HIGH, PRIORITY_NORMAL, PRIORITY_LOW)
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,7 +161,7 @@ class Dispatcher:
         attempt = Attempt(job, lane.name, _outcome_name(outcome), getattr(outcome, "error", None), now)
         self.settler.add(job, self._settlement(job, outcome, now), attempt)
         if not isinstance(outcome, Delivered):
-            log.info("send %s via %s: %s %s", job.key, lane.name, _outcome_name(outcome), outcome.error)
+            log.info("send %s via %s: %s %s", job.id, lane.name, _outcome_name(outcome), outcome.error)
 
     def _settlement(self, job: Job, outcome: SendOutcome, now: float) -> Settlement:
         next_lane = self._next_lane(job)

@@ -5,25 +5,25 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 
 from tidings.backends.sqlite.db import Database
-from tidings.core.types import Job
+from tidings.core.types import PRIORITIES, Job
 from tidings.ports import Ack, Attempt, Drop, Reschedule, Settlement
 
-_JOB_COLUMNS = "id, kind, ref, lane, key, priority, attempts, run_at, expires_at, payload"
+_JOB_COLUMNS = "id, kind, ref, lane, priority, attempts, run_at, expires_at, payload"
 
 
 def insert_job(connection: sqlite3.Connection, job: Job) -> None:
     """Enqueue inside the caller's transaction, so a job commits together with what it sends."""
     connection.execute(
-        f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             job.id,
             job.kind,
             job.ref,
             job.lane,
-            job.key,
             job.priority,
             job.attempts,
             job.run_at,
@@ -39,15 +39,20 @@ def _job(row: tuple) -> Job:
 
 
 def _lease(connection: sqlite3.Connection, lane: str, limit: int, now: float, until: float) -> list[Job]:
-    rows = connection.execute(
-        f"""UPDATE jobs SET lease_until = ?
-            WHERE id IN (SELECT id FROM jobs WHERE lane = ? AND run_at <= ? AND lease_until <= ?
-                         ORDER BY priority, run_at LIMIT ?)
-            RETURNING {_JOB_COLUMNS}""",
-        (until, lane, now, now, limit),
-    ).fetchall()
-    jobs = [_job(row) for row in rows]
-    jobs.sort(key=lambda job: (job.priority, job.run_at))
+    """One index range scan per priority class, so jobs that are not due (leased, or scheduled later) are never
+    walked over, however many there are."""
+    jobs: list[Job] = []
+    for priority in PRIORITIES:
+        if len(jobs) >= limit:
+            break
+        rows = connection.execute(
+            f"""UPDATE jobs SET run_at = ?, leased = 1
+                WHERE id IN (SELECT id FROM jobs WHERE lane = ? AND priority = ? AND run_at <= ?
+                             ORDER BY run_at LIMIT ?)
+                RETURNING {_JOB_COLUMNS}""",
+            (until, lane, priority, now, limit - len(jobs)),
+        ).fetchall()
+        jobs.extend(sorted((_job(row) for row in rows), key=lambda job: job.run_at))
     return jobs
 
 
@@ -69,11 +74,11 @@ def _settle(
         if attempt is not None:
             connection.execute(
                 "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job.key, job.kind, job.ref, attempt.provider, attempt.outcome, attempt.error, attempt.at),
+                (job.id, job.kind, job.ref, attempt.provider, attempt.outcome, attempt.error, attempt.at),
             )
         if isinstance(settlement, Reschedule):
             connection.execute(
-                "UPDATE jobs SET run_at = ?, lane = ?, attempts = ?, lease_until = 0 WHERE id = ?",
+                "UPDATE jobs SET run_at = ?, lane = ?, attempts = ?, leased = 0 WHERE id = ?",
                 (settlement.run_at, settlement.lane, settlement.attempts, job.id),
             )
         else:
@@ -92,7 +97,7 @@ class SqliteQueue:
 
     async def open(self, now: float) -> None:
         """Only this process uses the file (see ``lock``), so leases left by a crashed one are void at once."""
-        self._queued = await self.db.run(_recover)
+        self._queued = await self.db.run(_recover, now)
 
     @property
     def queued(self) -> int:
@@ -116,7 +121,7 @@ class SqliteQueue:
         self._queued -= await self.db.run(_settle, settled, now, self.effects)
 
     async def release(self, jobs: list[Job]) -> None:
-        await self.db.run(_release, [job.id for job in jobs])
+        await self.db.run(_release, [job.id for job in jobs], time.time())
 
     async def depth(self) -> dict[str, int]:
         return dict(await self.db.run(_depth))
@@ -125,13 +130,13 @@ class SqliteQueue:
         return await self.db.run(_next_due)
 
 
-def _recover(connection: sqlite3.Connection) -> int:
-    connection.execute("UPDATE jobs SET lease_until = 0 WHERE lease_until > 0")
+def _recover(connection: sqlite3.Connection, now: float) -> int:
+    connection.execute("UPDATE jobs SET run_at = ?, leased = 0 WHERE leased = 1", (now,))
     return connection.execute("SELECT count(*) FROM jobs").fetchone()[0]
 
 
-def _release(connection: sqlite3.Connection, ids: list[str]) -> None:
-    connection.executemany("UPDATE jobs SET lease_until = 0 WHERE id = ?", [(id,) for id in ids])
+def _release(connection: sqlite3.Connection, ids: list[str], now: float) -> None:
+    connection.executemany("UPDATE jobs SET run_at = ?, leased = 0 WHERE id = ?", [(now, id) for id in ids])
 
 
 def _depth(connection: sqlite3.Connection) -> list[tuple[str, int]]:
@@ -139,4 +144,4 @@ def _depth(connection: sqlite3.Connection) -> list[tuple[str, int]]:
 
 
 def _next_due(connection: sqlite3.Connection) -> float | None:
-    return connection.execute("SELECT min(max(run_at, lease_until)) FROM jobs").fetchone()[0]
+    return connection.execute("SELECT min(run_at) FROM jobs").fetchone()[0]

@@ -27,18 +27,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     kind TEXT NOT NULL,
     ref TEXT NOT NULL,
     lane TEXT NOT NULL,
-    key TEXT NOT NULL,
     priority INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
     run_at REAL NOT NULL,
     expires_at REAL,
     payload TEXT NOT NULL,
-    lease_until REAL NOT NULL DEFAULT 0
+    leased INTEGER NOT NULL DEFAULT 0
 );
+-- A leased job's run_at is when its lease runs out: then it is due again, so "due" is one indexed column.
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (lane, priority, run_at);
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (run_at);
 
 CREATE TABLE IF NOT EXISTS attempts (
-    job_key TEXT NOT NULL,
+    job_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     ref TEXT NOT NULL,
     provider TEXT NOT NULL,

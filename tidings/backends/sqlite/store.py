@@ -7,18 +7,23 @@ Each public method runs one function on the database thread (see ``db``), so eve
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import time
 from collections.abc import Callable
-from dataclasses import astuple, replace
+from dataclasses import fields, replace
 from importlib import resources
 
 from tidings.backends.sqlite.db import Database
+from tidings.backends.sqlite.limits import FLUSH_EVERY, LimitState
 from tidings.backends.sqlite.queue import SqliteQueue, insert_job
-from tidings.core import otp, ratelimit
+from tidings.core import otp
 from tidings.core.otp import CheckResult, Refused
 from tidings.core.types import Channel, Job, Status, Verification
+from tidings.errors import StoreError
 from tidings.ports import Ack, ApiKey, Drop, Lookup, Settlement, Started, StartRequest
 
+log = logging.getLogger("tidings.sqlite")
 RETENTION = 25 * 3600.0
 """Finished verifications and idempotency records are kept this long (the contract says at least 24 h)."""
 
@@ -27,6 +32,7 @@ _COLUMNS = (
     " send_count, check_count, delivered_count, max_checks, max_sends, last_sent_at, is_test, country"
 )
 _PLACEHOLDERS = ", ".join("?" * len(_COLUMNS.split(",")))
+_FIELDS = [field.name for field in fields(Verification)]
 
 
 def schema() -> str:
@@ -41,7 +47,8 @@ def _verification(row: tuple) -> Verification:
 
 def _save(connection: sqlite3.Connection, verification: Verification) -> None:
     connection.execute(
-        f"INSERT OR REPLACE INTO verifications ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", astuple(verification)
+        f"INSERT OR REPLACE INTO verifications ({_COLUMNS}) VALUES ({_PLACEHOLDERS})",
+        [getattr(verification, name) for name in _FIELDS],
     )
 
 
@@ -63,35 +70,14 @@ def _by_id(connection: sqlite3.Connection, id: str) -> Verification | None:
     return _verification(row) if row else None
 
 
-def _consume_limits(connection: sqlite3.Connection, limits: list[ratelimit.Limit], now: float) -> Refused | None:
-    if not limits:
-        return None
-    keys = [limit.key for limit in limits]
-    tats = dict(
-        connection.execute(
-            f"SELECT key, tat FROM rate_limits WHERE key IN ({', '.join('?' * len(keys))})", keys
-        ).fetchall()
-    )
-    decision = ratelimit.check_all(tats, limits, now)
-    if not decision.allowed:
-        assert decision.hit is not None
-        return Refused(decision.hit.error, _limit_message(decision.hit), decision.retry_after)
-    connection.executemany("INSERT OR REPLACE INTO rate_limits VALUES (?, ?)", decision.updates.items())
-    return None
-
-
-def _limit_message(limit: ratelimit.Limit) -> str:
-    if limit.error == "budget_exhausted":
-        return f"The sending budget ({limit.name}: {limit.count} a day) is used up."
-    return f"Too many codes sent ({limit.name}: at most {limit.count} per {limit.period:g} s); try again later."
-
-
-def _start(connection: sqlite3.Connection, request: StartRequest, now: float) -> tuple[Started | Refused, int]:
+def _start(
+    connection: sqlite3.Connection, request: StartRequest, limits: LimitState, now: float
+) -> tuple[Started | Refused, int]:
     existing = _latest(connection, request.to, request.channel)
     decision = otp.decide_start(existing, now)
     if isinstance(decision, Refused):
         return decision, 0
-    refused = _consume_limits(connection, request.limits, now)
+    refused = limits.consume(request.limits, now)
     if refused is not None:
         return refused, 0
     if isinstance(decision, otp.Resend):
@@ -101,7 +87,7 @@ def _start(connection: sqlite3.Connection, request: StartRequest, now: float) ->
     _save(connection, verification)
     if request.job is None:
         return Started(verification, resent), 0
-    insert_job(connection, replace(request.job, ref=verification.id))
+    insert_job(connection, replace(request.job, id=otp.send_id(verification), ref=verification.id))
     return Started(verification, resent), 1
 
 
@@ -153,7 +139,6 @@ def _purge(connection: sqlite3.Connection, now: float) -> int:
     removed = connection.execute(
         "DELETE FROM verifications WHERE updated_at < ? AND expires_at < ?", (old, old)
     ).rowcount
-    removed += connection.execute("DELETE FROM rate_limits WHERE tat < ?", (now,)).rowcount
     removed += connection.execute("DELETE FROM idempotency WHERE created_at < ?", (old,)).rowcount
     removed += connection.execute("DELETE FROM attempts WHERE at < ?", (old,)).rowcount
     return removed
@@ -169,9 +154,23 @@ class SqliteStore:
         self.db = db
         self.queue = queue
         queue.effects["verification"] = verification_settled
+        self.limits = LimitState()
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def open(self, now: float) -> None:
+        await self.db.run(self.limits.load, now)
+        self._flushing = asyncio.create_task(self._flush_limits_forever())
+
+    async def _flush_limits_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            try:
+                await self.db.run(self.limits.flush, time.time())
+            except StoreError as exc:
+                log.warning("cannot write rate-limit state: %s", exc)
 
     async def start_verification(self, request: StartRequest, now: float) -> Started | Refused:
-        result, enqueued = await self.db.run(_start, request, now)
+        result, enqueued = await self.db.run(_start, request, self.limits, now)
         if enqueued:
             self.queue.notify(enqueued)
         return result
@@ -248,4 +247,7 @@ class SqliteStore:
         await self.db.run(lambda c: c.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
+        if self._flushing is not None:
+            self._flushing.cancel()
+        await self.db.run(self.limits.flush, time.time())
         await asyncio.to_thread(self.db.close)

@@ -1,0 +1,79 @@
+"""Shared pieces of the benchmarks: processes started and stopped in pairs, free ports, percentiles."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+KEY = "tk_bench-root-key-0123456789abcdefghijkl"
+
+
+def raise_open_files(wanted: int = 65536) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str] | None = None, ready_url: str | None = None,
+            cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+    """Run a process for the duration of the block; wait until ``ready_url`` answers."""
+    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, preexec_fn=raise_open_files)
+    try:
+        if ready_url is not None:
+            wait_ready(ready_url, proc)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 20) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer in {timeout} s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def connector() -> aiohttp.TCPConnector:
+    return aiohttp.TCPConnector(limit=0)

@@ -1,0 +1,272 @@
+"""Verification codes through the whole path, side by side with the ways people send SMS by hand.
+
+    python bench/verifications.py --n 2000 --latency 0
+    python bench/verifications.py --n 10000 --latency 5
+    python bench/verifications.py --api-only            # the API against a bare aiohttp handler, with wrk
+
+One run starts a Yunpian emulator with the given latency and measures, against it:
+
+- tidings: N POST /v1/verifications -> SQLite -> dispatcher -> emulator, timed from each API call to the emulator's
+  receipt of that number's SMS;
+- pooled: one aiohttp session, ``gather`` bounded by a semaphore (the practical limit of a hand-written sender);
+- session-per-SMS: a new ``ClientSession`` for every SMS, ``gather`` (the common naive version);
+- one-after-another: awaiting each SMS in turn (timed on a sample and extrapolated when N would take too long).
+
+and, with wrk, ``POST /v1/verifications`` (answered once durably committed) against a bare aiohttp handler that
+returns a constant, same load, same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import KEY, PYTHON, ROOT, connector, free_port, percentile, process, raise_open_files  # noqa: E402
+
+APIKEY = "bench-apikey"
+TEXT = "【tidings】您的验证码是123456，10分钟内有效。"
+
+
+def numbers(n: int, offset: int = 0) -> list[str]:
+    return [f"+86139{offset + i:08d}" for i in range(n)]
+
+
+def bare_mobile(number: str) -> str:
+    return number.removeprefix("+86")
+
+
+async def send_one(session: aiohttp.ClientSession, url: str, number: str) -> None:
+    form = {"apikey": APIKEY, "mobile": bare_mobile(number), "text": TEXT}
+    async with session.post(f"{url}/v2/sms/single_send.json", data=form) as answer:
+        body = await answer.json(content_type=None)
+        if body.get("code") != 0:
+            raise RuntimeError(body)
+
+
+async def pooled(url: str, batch: list[str], concurrency: int) -> float:
+    started = time.perf_counter()
+    gate = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=connector()) as session:
+
+        async def bounded(number: str) -> None:
+            async with gate:
+                await send_one(session, url, number)
+
+        await asyncio.gather(*(bounded(number) for number in batch))
+    return len(batch) / (time.perf_counter() - started)
+
+
+async def session_per_sms(url: str, batch: list[str]) -> float:
+    started = time.perf_counter()
+
+    async def alone(number: str) -> None:
+        async with aiohttp.ClientSession() as session:
+            await send_one(session, url, number)
+
+    await asyncio.gather(*(alone(number) for number in batch))
+    return len(batch) / (time.perf_counter() - started)
+
+
+async def one_after_another(url: str, batch: list[str]) -> float:
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        for number in batch:
+            await send_one(session, url, number)
+    return len(batch) / (time.perf_counter() - started)
+
+
+async def received(url: str) -> dict[str, float]:
+    """The emulator's receipt time for each number it accepted."""
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/_emulator/received") as answer:
+        return {f"+86{m['to']}" if not m["to"].startswith("+") else m["to"]: m["at"] for m in await answer.json()}
+
+
+async def whole_path(api: str, emulator: str, batch: list[str], concurrency: int, timeout: float) -> dict:
+    called: dict[str, float] = {}
+    gate = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with aiohttp.ClientSession(api, connector=connector(), headers=headers) as session:
+
+        async def start(number: str) -> None:
+            async with gate:
+                called[number] = time.time()
+                async with session.post("/v1/verifications", json={"to": number}) as answer:
+                    if answer.status != 201:
+                        raise RuntimeError(await answer.text())
+
+        first_call = time.time()
+        await asyncio.gather(*(start(number) for number in batch))
+        accepted = time.time()
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = await received(emulator)
+        if all(number in seen for number in batch) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    got = [number for number in batch if number in seen]
+    last = max(seen[number] for number in got) if got else float("nan")
+    latencies = [seen[number] - called[number] for number in got]
+    return {
+        "sent": len(got),
+        "seconds": last - first_call,
+        "throughput": len(got) / (last - first_call),
+        "api_seconds": accepted - first_call,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+    }
+
+
+def tidings_config(folder: Path, emulator: str, concurrency: int) -> Path:
+    config = folder / "tidings.toml"
+    config.write_text(
+        f"""
+database = "sqlite:///{folder}/bench.db"
+api_key = "{KEY}"
+secret_key = "bench"
+log_level = "WARNING"
+[verify]
+sms_providers = ["yunpian"]
+resend_cooldown = 0
+[limits]
+per_number_hour = 0
+per_number_day = 0
+per_ip_hour = 0
+per_range_hour = 0
+[dispatch]
+concurrency = {concurrency}
+batch_size = 1000
+[providers.yunpian]
+base_url = "{emulator}"
+apikey = "{APIKEY}"
+"""
+    )
+    return config
+
+
+def serve_tidings(folder: Path, emulator: str, concurrency: int):
+    port = free_port()
+    config = tidings_config(folder, emulator, concurrency)
+    args = [PYTHON, "-m", "tidings", "serve", "--config", str(config), "--port", str(port)]
+    return process(args, ready_url=f"http://127.0.0.1:{port}/healthz", cwd=folder), f"http://127.0.0.1:{port}"
+
+
+def emulator(latency: float):
+    port = free_port()
+    args = [PYTHON, "-m", "tidings.testing", "yunpian", "--port", str(port), "--latency", str(latency),
+            "--apikey", APIKEY]
+    return process(args, ready_url=f"http://127.0.0.1:{port}/_emulator/received"), f"http://127.0.0.1:{port}"
+
+
+WRK_SCRIPT = """
+counter = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer KEY"
+request = function()
+  counter = counter + 1
+  local body = string.format('{"to": "+86137%08d"}', (counter * 7919 + math.random(0, 99999) * 100000) % 100000000)
+  return wrk.format(nil, "/v1/verifications", nil, body)
+end
+"""
+BARE = """
+import uvloop
+from aiohttp import web
+async def handle(request):
+    await request.read()
+    return web.json_response({"status": "ok"}, status=201)
+app = web.Application()
+app.router.add_post("/v1/verifications", handle)
+app.router.add_get("/healthz", handle)
+web.run_app(app, host="127.0.0.1", port=PORT, loop=uvloop.new_event_loop(), access_log=None, print=None)
+"""
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50, p99 = (re.search(rf"{q}%\s+([\d.]+)(us|ms|s)", out).groups() for q in (50, 99))
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rate, "p50_ms": float(p50[0]) * scale[p50[1]], "p99_ms": float(p99[0]) * scale[p99[1]],
+            "errors": int(non_2xx.group(1)) if non_2xx else 0}
+
+
+def api_vs_bare(folder: Path, emulator_url: str, seconds: int, connections: int) -> dict:
+    script = folder / "post.lua"
+    script.write_text(WRK_SCRIPT.replace("KEY", KEY))
+    port = free_port()
+    bare_file = folder / "bare.py"
+    bare_file.write_text(BARE.replace("PORT", str(port)))
+    with process([PYTHON, str(bare_file)], ready_url=f"http://127.0.0.1:{port}/healthz"):
+        bare = wrk(f"http://127.0.0.1:{port}/v1/verifications", script, seconds, connections)
+    serving, api = serve_tidings(folder, emulator_url, 10000)
+    with serving:
+        ours = wrk(f"{api}/v1/verifications", script, seconds, connections)
+    return {"bare": bare, "tidings": ours, "ratio": ours["rps"] / bare["rps"]}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=2000, help="verifications per measurement")
+    parser.add_argument("--latency", type=float, default=0.0, help="emulator latency in seconds")
+    parser.add_argument("--concurrency", type=int, default=256, help="client concurrency for the API calls")
+    parser.add_argument("--send-concurrency", type=int, default=10000, help="tidings' concurrency per provider")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk measurement")
+    parser.add_argument("--api-only", action="store_true", help="only the API against a bare handler")
+    parser.add_argument("--no-api", action="store_true", help="skip the wrk measurement")
+    args = parser.parse_args()
+    raise_open_files()
+    results: dict = {"n": args.n, "latency": args.latency}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        running, url = emulator(args.latency)
+        with running:
+            if not args.api_only:
+                serving, api = serve_tidings(folder, url, args.send_concurrency)
+                with serving:
+                    results["tidings"] = await whole_path(api, url, numbers(args.n), args.concurrency,
+                                                          timeout=60 + 3 * args.latency)
+                pooled_concurrency = max(args.concurrency, args.send_concurrency if args.latency else 0)
+                results["pooled"] = await pooled(url, numbers(args.n, 10**6), min(pooled_concurrency, args.n))
+                results["session_per_sms"] = await session_per_sms(url, numbers(args.n, 2 * 10**6))
+                sample = args.n if args.latency == 0 else 2
+                results["one_after_another"] = await one_after_another(url, numbers(min(sample, 500), 3 * 10**6))
+            if not args.no_api and shutil.which("wrk"):
+                results["api"] = api_vs_bare(folder, url, args.seconds, 64)
+    report(results)
+
+
+def report(r: dict) -> None:
+    print(json.dumps(r, indent=2, default=float))
+    if "tidings" in r:
+        t = r["tidings"]
+        print(f"\nN = {r['n']}, emulator latency = {r['latency']} s")
+        print(f"{'path':<22}{'per second':>12}{'vs pooled':>11}{'time for N':>13}")
+        for name, rate in (("tidings (whole path)", t["throughput"]), ("pooled gather", r["pooled"]),
+                           ("session per SMS", r["session_per_sms"]), ("one after another", r["one_after_another"])):
+            print(f"{name:<22}{rate:>12.0f}{rate / r['pooled']:>10.0%}{r['n'] / rate:>12.1f}s")
+        print(f"tidings: all {t['sent']} delivered in {t['seconds']:.2f} s (API accepted them in "
+              f"{t['api_seconds']:.2f} s); call -> receipt p50 {t['p50'] * 1000:.0f} ms, p99 {t['p99'] * 1000:.0f} ms")
+    if "api" in r:
+        a = r["api"]
+        print(f"\nPOST /v1/verifications: {a['tidings']['rps']:.0f}/s (p99 {a['tidings']['p99_ms']:.1f} ms, "
+              f"{a['tidings']['errors']} non-2xx) vs bare aiohttp {a['bare']['rps']:.0f}/s "
+              f"(p99 {a['bare']['p99_ms']:.1f} ms): {a['ratio']:.0%}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
