@@ -4,6 +4,7 @@ and turns a queued send back into the message a provider delivers."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from tidings.core.settings import Settings
 from tidings.core.types import PRIORITY_VERIFICATION, Channel, Job, OutboundMessage, Verification
 from tidings.errors import Conflict, InvalidInput, NotFound, RateLimited, Unprocessable
 from tidings.ports import Drop, Lookup, Started, StartRequest, Store
+
+log = logging.getLogger("tidings.verify")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,8 @@ class Verifications:
         )
         result = await self.store.start_verification(StartRequest(address.to, request.channel, fresh, limits, job), now)
         if isinstance(result, Refused):
+            if result.error == "budget_exhausted":
+                log.error("budget exhausted, sends refused: %s (country %s)", result.message, address.country)
             raise _refusal(result)
         return result
 

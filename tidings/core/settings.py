@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tidings.core import templates
 from tidings.core.otp import MAX_CODE_LENGTH, MIN_CODE_LENGTH
@@ -94,6 +94,15 @@ class DispatchSettings(Section):
     shutdown_grace: float = Field(10, ge=0)
     max_queue: int = Field(1_000_000, ge=1)
     """Queued jobs beyond which the API answers 503 instead of accepting more."""
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_request(self) -> DispatchSettings:
+        # A lease that ran out during a slow send would let the job be taken and sent a second time.
+        if self.lease <= self.request_timeout:
+            raise ValueError(
+                f"lease ({self.lease:g} s) must be longer than request_timeout ({self.request_timeout:g} s)"
+            )
+        return self
 
 
 class WebhooksSettings(Section):
