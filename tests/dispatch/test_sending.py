@@ -1,0 +1,145 @@
+"""Codes go out through a provider's real wire format: delivered, resent, retried, failed over, or dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+
+from tests.conftest import CODE, ROOT_KEY
+from tests.dispatch.conftest import yunpian_config
+
+NUMBER = "+8613800138000"
+
+
+async def eventually(condition, timeout: float = 10.0, every: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(every)
+
+
+async def status_of(api, id: str) -> str:
+    return (await api.get(f"/v1/verifications/{id}")).body["status"]
+
+
+async def test_code_is_delivered_and_checks(serve, yunpian_emulator):
+    sms = await yunpian_emulator()
+    api = await serve(yunpian_config(sms.url))
+    started = await api.post("/v1/verifications", {"to": NUMBER, "locale": "zh-CN", "app_name": "Acme"})
+    await eventually(lambda: sms.texts(NUMBER))
+    [text] = sms.texts(NUMBER)
+    assert text.startswith("【Acme】") and "10分钟" in text
+    code = CODE.search(text).group(1)
+    assert len(code) == 6
+    assert sms.emulator.received[0].id == f"snd_{started.body['id'].removeprefix('ver_')}.1"
+    checked = await api.post("/v1/verifications/check", {"to": NUMBER, "code": code})
+    assert checked.body == {"id": started.body["id"], "status": "approved", "valid": True, "attempts_left": 4}
+
+
+async def test_resend_sends_the_same_code(serve, yunpian_emulator):
+    sms = await yunpian_emulator()
+    api = await serve(yunpian_config(sms.url, code_length=8))
+    await api.post("/v1/verifications", {"to": NUMBER, "locale": "en"})
+    await api.post("/v1/verifications", {"to": NUMBER, "locale": "en"})
+    await eventually(lambda: len(sms.texts(NUMBER)) == 2)
+    codes = {CODE.search(text).group(1) for text in sms.texts(NUMBER)}
+    assert len(codes) == 1 and len(codes.pop()) == 8
+
+
+async def test_transient_failures_are_retried(serve, yunpian_emulator):
+    sms = await yunpian_emulator(fail_first=2)
+    api = await serve(yunpian_config(sms.url))
+    started = await api.post("/v1/verifications", {"to": NUMBER})
+    await eventually(lambda: sms.texts(NUMBER))
+    assert sms.emulator.requests == 3
+    assert await status_of(api, started.body["id"]) == "pending"
+
+
+async def test_refusal_fails_over_to_the_next_provider(serve, yunpian_emulator, gateway):
+    sms = await yunpian_emulator()
+    url, bodies = await gateway()
+    config = yunpian_config(sms.url, apikey="wrong")
+    config["verify"]["sms_providers"] = ["yunpian", "http"]
+    config["providers"]["http"] = {
+        "url": url,
+        "format": "json",
+        "body": {"phone": "{to}", "message": "{text}", "ref": "{idempotency_key}"},
+    }
+    api = await serve(config)
+    started = await api.post("/v1/verifications", {"to": NUMBER})
+    await eventually(lambda: bodies)
+    assert bodies[0]["phone"] == NUMBER and CODE.search(bodies[0]["message"])
+    assert bodies[0]["ref"].startswith("snd_")
+    assert sms.emulator.received == []
+    assert await status_of(api, started.body["id"]) == "pending"
+
+
+async def test_persistent_failures_fail_over(serve, yunpian_emulator, gateway):
+    sms = await yunpian_emulator(failure_rate=1.0)
+    url, bodies = await gateway()
+    config = yunpian_config(sms.url)
+    config["verify"]["sms_providers"] = ["yunpian", "http"]
+    config["providers"]["http"] = {"url": url, "format": "json"}
+    config["dispatch"] = {"attempts_per_provider": 2}
+    api = await serve(config)
+    await api.post("/v1/verifications", {"to": NUMBER})
+    await eventually(lambda: bodies)
+    assert sms.emulator.requests == 2
+
+
+async def test_every_provider_refusing_fails_the_verification(serve, yunpian_emulator, gateway):
+    sms = await yunpian_emulator()
+    url, bodies = await gateway(status=400)
+    config = yunpian_config(sms.url, apikey="wrong")
+    config["verify"]["sms_providers"] = ["yunpian", "http"]
+    config["providers"]["http"] = {"url": url, "format": "json"}
+    api = await serve(config)
+    started = await api.post("/v1/verifications", {"to": NUMBER})
+    id = started.body["id"]
+    for _ in range(200):
+        if await status_of(api, id) == "failed":
+            break
+        await asyncio.sleep(0.02)
+    assert await status_of(api, id) == "failed"
+    assert len(bodies) == 1
+    checked = await api.post("/v1/verifications/check", {"id": id, "code": "123456"})
+    assert checked.status == 404 and checked.error == "verification_failed"
+
+
+async def test_a_code_that_expired_is_not_sent(serve, yunpian_emulator):
+    sms = await yunpian_emulator(fail_first=1000)
+    api = await serve(yunpian_config(sms.url, ttl=0.5))
+    started = await api.post("/v1/verifications", {"to": NUMBER})
+    await asyncio.sleep(1.0)
+    assert sms.emulator.received == []
+    assert await status_of(api, started.body["id"]) == "expired"
+
+
+async def test_retry_after_from_the_provider_is_honoured(serve, yunpian_emulator):
+    """Yunpian's per-number frequency error asks for 30 s: no retry comes sooner."""
+    sms = await yunpian_emulator(same_number_interval=60)
+    api = await serve(yunpian_config(sms.url))
+    await api.post("/v1/verifications", {"to": NUMBER})
+    await api.post("/v1/verifications", {"to": NUMBER})
+    await eventually(lambda: sms.emulator.requests == 2)
+    await asyncio.sleep(0.5)
+    assert sms.emulator.requests == 2 and len(sms.texts(NUMBER)) == 1
+
+
+async def test_logs_hold_no_code_and_no_key(serve, yunpian_emulator, caplog):
+    sms = await yunpian_emulator(fail_first=1)
+    with caplog.at_level(logging.DEBUG):
+        api = await serve({**yunpian_config(sms.url), "log_format": "json"})
+        await api.post("/v1/verifications", {"to": NUMBER})
+        await eventually(lambda: sms.texts(NUMBER))
+        code = CODE.search(sms.texts(NUMBER)[0]).group(1)
+        await api.post("/v1/verifications/check", {"to": NUMBER, "code": "000000"})
+        await api.post("/v1/verifications/check", {"to": NUMBER, "code": code})
+        await api.post("/v1/verifications", {"to": "+8613900139000"}, key="tk_not-a-real-key-123456")
+    assert caplog.records
+    assert code not in caplog.text
+    assert ROOT_KEY not in caplog.text and "tk_not-a-real-key-123456" not in caplog.text
+    assert not re.search(r"【[^】]*】", caplog.text)

@@ -1,0 +1,109 @@
+"""Settings from TOML and TIDINGS_* variables, and the errors a wrong setting gives."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tidings.config import ConfigError, load
+
+
+def test_defaults_match_the_contract():
+    settings = load(None, environ={})
+    assert (settings.host, settings.port, settings.database) == ("127.0.0.1", 8000, "sqlite:///./tidings.db")
+    verify = settings.verify
+    assert (verify.code_length, verify.ttl, verify.max_checks, verify.max_sends, verify.resend_cooldown) == (
+        6,
+        600,
+        5,
+        5,
+        30,
+    )
+    assert verify.sms_providers == ["console"]
+    assert settings.webhooks.allow_private_networks is False
+
+
+def test_toml_then_environment(tmp_path):
+    path = tmp_path / "tidings.toml"
+    path.write_text(
+        """
+host = "0.0.0.0"
+port = 9000
+api_key = "from-file"
+
+[verify]
+code_length = 8
+allowed_countries = ["cn"]
+test_numbers = { "+15005550006" = { code = "123456", until = "2027-12-31" } }
+sms_providers = ["twilio", "yunpian"]
+
+[providers.twilio]
+base_url = "http://127.0.0.1:1"
+account_sid = "AC123"
+auth_token = "secret"
+from = "+15005550006"
+
+[providers.yunpian]
+apikey = "k"
+
+[webhooks]
+allow_private_networks = true
+"""
+    )
+    environ = {
+        "TIDINGS_PORT": "9100",
+        "TIDINGS_API_KEY": "from-env",
+        "TIDINGS_VERIFY_TTL": "120",
+        "TIDINGS_VERIFY_ALLOWED_COUNTRIES": '["US", "GB"]',
+        "TIDINGS_PROVIDERS_TWILIO_AUTH_TOKEN": "env-secret",
+        "TIDINGS_PROVIDERS_YUNPIAN_BASE_URL": "http://127.0.0.1:2",
+        "TIDINGS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "false",
+    }
+    settings = load(path, environ=environ)
+    assert (settings.host, settings.port, settings.api_key) == ("0.0.0.0", 9100, "from-env")
+    assert settings.verify.code_length == 8 and settings.verify.ttl == 120
+    assert settings.verify.allowed_countries == ["US", "GB"]
+    assert settings.verify.test_numbers["+15005550006"].code == "123456"
+    assert settings.providers["twilio"]["auth_token"] == "env-secret"
+    assert settings.providers["twilio"]["from"] == "+15005550006"
+    assert settings.providers["yunpian"]["base_url"] == "http://127.0.0.1:2"
+    assert settings.webhooks.allow_private_networks is False
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "says"),
+    [
+        ("[verify]\ncode_length = 3\n", {}, "verify.code_length"),
+        ("[verify]\ncolor = 'blue'\n", {}, "verify.color"),
+        ("port = 'eighty'\n", {}, "port"),
+        ("", {"TIDINGS_VERIFY_MAX_CHECKS": "zero"}, "verify.max_checks"),
+        ("[verify]\nsms_providers = ['carrier-pigeon']\n", {}, "carrier-pigeon"),
+        ("[providers.twilio]\ncolour = 1\n", {}, "providers.twilio.colour"),
+        ("[dispatch]\nlease = 5\nrequest_timeout = 10\n", {}, "lease"),
+        ("[verify]\ntemplates = { login = { en = 'no code here' } }\n", {}, "{code}"),
+        ("not toml at all [", {}, "not valid TOML"),
+    ],
+)
+def test_bad_settings_are_named(tmp_path, text, environ, says):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=".*") as raised:
+        load(path, environ=environ)
+    assert says in str(raised.value)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="cannot read"):
+        load("/nonexistent/tidings.toml", environ={})
+
+
+def test_serve_refuses_a_bad_config_with_a_message(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[verify]\ncode_length = 99\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "tidings", "serve", "--config", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    assert "verify.code_length" in done.stderr and "Traceback" not in done.stderr
