@@ -89,7 +89,7 @@ allow_private_networks = true
 def test_bad_settings_are_named(tmp_path, text, environ, says):
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=".*") as raised:
+    with pytest.raises(ConfigError) as raised:
         load(path, environ=environ)
     assert says in str(raised.value)
 

@@ -1,0 +1,155 @@
+"""The server killed with SIGKILL, or stopped with SIGTERM, while codes are queued: nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import ROOT_KEY
+from tests.dispatch.conftest import APIKEY
+from tidings.testing import yunpian
+from tidings.testing.emulator import EMULATOR
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """``tidings serve`` in its own process, as a user runs it."""
+
+    def __init__(
+        self, folder: Path, sms_url: str, ttl: float = 600, concurrency: int = 2, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.config = folder / "tidings.toml"
+        self.config.write_text(
+            f"""
+port = {self.port}
+database = "sqlite:///{folder}/tidings.db"
+api_key = "{ROOT_KEY}"
+secret_key = "crash-test"
+[verify]
+sms_providers = ["yunpian"]
+ttl = {ttl}
+[limits]
+per_ip_hour = 0
+per_range_hour = 0
+[dispatch]
+shutdown_grace = 5
+[providers.yunpian]
+base_url = "{sms_url}"
+apikey = "{APIKEY}"
+concurrency = {concurrency}
+"""
+        )
+        self.log = folder / "server.log"
+        self.process: subprocess.Popen | None = None
+
+    async def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tidings", "serve", "--config", str(self.config)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 20
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                assert self.process.poll() is None, self.log.read_text()
+                try:
+                    async with session.get(f"{self.url}/readyz") as answer:
+                        if answer.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        self.process.kill()
+        self.process.wait()
+        raise AssertionError("tidings did not start: " + self.log.read_text()[-2000:])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, sig: int) -> int:
+        assert self.process is not None
+        os.kill(self.process.pid, sig)
+        return self.process.wait(30)
+
+    async def start_verifications(self, numbers: list[str]) -> None:
+        headers = {"Authorization": f"Bearer {ROOT_KEY}"}
+        async with aiohttp.ClientSession(self.url, headers=headers) as session:
+            for number in numbers:
+                async with session.post("/v1/verifications", json={"to": number}) as answer:
+                    assert answer.status == 201, await answer.text()
+
+
+async def wait_for(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def slow_sms(run_app):
+    app = yunpian.create_app(apikey=APIKEY, latency=0.2)
+    return await run_app(app), app[EMULATOR]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+async def test_every_queued_code_is_sent_after_a_restart(tmp_path, slow_sms, sig):
+    url, sms = slow_sms
+    numbers = [f"+86138{i:08d}" for i in range(40)]
+    server = Server(tmp_path, url)
+    await server.start()
+    await server.start_verifications(numbers)
+    await wait_for(lambda: len(sms.received) >= 4, 10)
+    code = server.stop(sig)
+    sent_before = len(sms.received)
+    assert sent_before < len(numbers), "the queue drained before the stop; nothing was tested"
+    if sig == signal.SIGTERM:
+        assert code == 0
+    restarted = Server(tmp_path, url, port=server.port)
+    await restarted.start()
+    try:
+        await wait_for(lambda: {m.to for m in sms.received} >= {n.removeprefix("+86") for n in numbers}, 30)
+    finally:
+        restarted.stop(signal.SIGTERM)
+    ids = [m.id for m in sms.received]
+    duplicates = len(ids) - len(set(ids))
+    assert duplicates <= 2, "only the sends in flight at the kill may be repeated"
+    if sig == signal.SIGTERM:
+        assert duplicates == 0
+
+
+async def test_codes_that_expired_while_down_are_not_sent(tmp_path, slow_sms):
+    url, sms = slow_sms
+    numbers = [f"+86139{i:08d}" for i in range(20)]
+    server = Server(tmp_path, url, ttl=1.5, concurrency=1)
+    await server.start()
+    await server.start_verifications(numbers)
+    await wait_for(lambda: len(sms.received) >= 1, 10)
+    server.stop(signal.SIGKILL)
+    sent = len(sms.received)
+    await asyncio.sleep(1.6)
+    restarted = Server(tmp_path, url, ttl=1.5, port=server.port)
+    await restarted.start()
+    await asyncio.sleep(1.0)
+    restarted.stop(signal.SIGTERM)
+    assert len(sms.received) <= sent + 1
