@@ -60,13 +60,18 @@ concurrency = {concurrency}
         self.log = folder / "server.log"
         self.process: subprocess.Popen | None = None
 
-    async def start(self) -> None:
+    def spawn(self) -> subprocess.Popen:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tidings", "serve", "--config", str(self.config)],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
+        return self.process
+
+    async def start(self) -> None:
+        self.spawn()
+        assert self.process is not None
         deadline = time.monotonic() + 20
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
