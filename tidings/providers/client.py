@@ -87,13 +87,12 @@ class HttpClient:
         data: Mapping[str, str] | bytes | None = None,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
-        auth: aiohttp.BasicAuth | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Response | Transient:
         """Send a request; a timeout or connection failure comes back as a ``Transient`` outcome, not raised."""
         try:
             async with self.session.request(
-                method, url, data=data, json=json_body, headers=headers, auth=auth, params=params
+                method, url, data=data, json=json_body, headers=headers, params=params
             ) as answer:
                 body = await answer.read()
                 return Response(answer.status, answer.headers, body)

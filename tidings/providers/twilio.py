@@ -3,9 +3,9 @@ HTTP Basic auth (Account SID and Auth Token)."""
 
 from __future__ import annotations
 
+import base64
 from typing import ClassVar
 
-import aiohttp
 from pydantic import Field, SecretStr
 
 from tidings.core.types import Delivered, OutboundMessage, Permanent, SendOutcome, Transient
@@ -38,13 +38,9 @@ class Twilio(Provider):
         else:
             form["From"] = settings.from_ or ""
         url = f"{settings.base_url.rstrip('/')}/2010-04-01/Accounts/{settings.account_sid}/Messages.json"
-        answer = await self.http.request(
-            "POST",
-            url,
-            data=form,
-            auth=aiohttp.BasicAuth(settings.account_sid, secret(settings.auth_token)),
-            headers={"I-Twilio-Idempotency-Token": message.idempotency_key},
-        )
+        credentials = base64.b64encode(f"{settings.account_sid}:{secret(settings.auth_token)}".encode()).decode()
+        headers = {"Authorization": f"Basic {credentials}", "I-Twilio-Idempotency-Token": message.idempotency_key}
+        answer = await self.http.request("POST", url, data=form, headers=headers)
         if isinstance(answer, Transient):
             return answer
         return read_answer(answer)

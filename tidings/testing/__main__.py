@@ -17,12 +17,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9001)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--failure-rate", type=float, default=0.0)
-    parser.add_argument("--apikey", help="Yunpian's apikey to accept")
+    parser.add_argument("--apikey", help="the Yunpian apikey to accept")
+    parser.add_argument("--account-sid", help="the Twilio Account SID to accept")
+    parser.add_argument("--auth-token", help="the Twilio Auth Token to accept")
+    parser.add_argument("--access-key-id", help="the Aliyun AccessKeyId to accept")
+    parser.add_argument("--access-key-secret", help="the Aliyun AccessKeySecret to accept")
     args = parser.parse_args()
     module = importlib.import_module(f"tidings.testing.{args.name}")
     options = {"latency": args.latency, "failure_rate": args.failure_rate}
-    if args.apikey:
-        options["apikey"] = args.apikey
+    for name in ("apikey", "account_sid", "auth_token", "access_key_id", "access_key_secret"):
+        if getattr(args, name):
+            options[name] = getattr(args, name)
     try:
         import uvloop
 
