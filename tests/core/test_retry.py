@@ -1,0 +1,56 @@
+"""The retry policy as a table of cases."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tidings.core.retry import Done, FailOver, GiveUp, RetryAt, RetryPolicy, backoff, decide
+from tidings.core.types import Delivered, Permanent, Transient
+
+POLICY = RetryPolicy(base_delay=1, factor=2, max_delay=300, attempts_per_lane=3)
+NOW = 1000.0
+
+
+@pytest.mark.parametrize(
+    ("attempt", "outcome", "expires_at", "can_fail_over", "expected"),
+    [
+        (1, Delivered("x"), None, False, Done()),
+        (1, Permanent("bad_number"), None, False, GiveUp("bad_number")),
+        (1, Permanent("bad_number"), None, True, FailOver()),
+        (3, Transient("timeout"), None, False, GiveUp("timeout")),
+        (3, Transient("timeout"), None, True, FailOver()),
+        (1, Transient("timeout"), NOW + 0.1, False, GiveUp("expired")),
+        (1, Transient("timeout"), NOW + 0.1, True, FailOver()),
+    ],
+)
+def test_table(attempt, outcome, expires_at, can_fail_over, expected):
+    decision = decide(
+        attempt, outcome, NOW, POLICY, random.Random(1), expires_at=expires_at, can_fail_over=can_fail_over
+    )
+    assert decision == expected
+
+
+@pytest.mark.parametrize(("attempt", "low", "high"), [(1, 0.5, 1), (2, 1, 2)])
+def test_transient_retries_later_within_the_backoff(attempt, low, high):
+    decision = decide(attempt, Transient("http_503"), NOW, POLICY, random.Random(attempt))
+    assert isinstance(decision, RetryAt) and NOW + low <= decision.when <= NOW + high
+
+
+def test_retry_after_is_honoured():
+    decision = decide(1, Transient("http_429", retry_after=45), NOW, POLICY, random.Random(0))
+    assert isinstance(decision, RetryAt) and decision.when >= NOW + 45
+
+
+@given(st.integers(min_value=1, max_value=100), st.integers(min_value=0, max_value=2**32))
+def test_backoff_is_capped_and_jittered(attempt, seed):
+    delay = backoff(attempt, POLICY, random.Random(seed))
+    ceiling = min(POLICY.max_delay, POLICY.base_delay * POLICY.factor ** (attempt - 1))
+    assert ceiling / 2 <= delay <= ceiling <= POLICY.max_delay
+
+
+def test_same_seed_same_schedule():
+    assert backoff(4, POLICY, random.Random(7)) == backoff(4, POLICY, random.Random(7))
