@@ -35,11 +35,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def process(args: list[str], env: dict[str, str] | None = None, ready_url: str | None = None,
-            cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+def process(
+    args: list[str], env: dict[str, str] | None = None, ready_url: str | None = None, cwd: Path | None = None
+) -> Iterator[subprocess.Popen]:
     """Run a process for the duration of the block; wait until ``ready_url`` answers."""
-    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, preexec_fn=raise_open_files)
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=raise_open_files,
+    )
     try:
         if ready_url is not None:
             wait_ready(ready_url, proc)

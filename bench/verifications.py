@@ -32,7 +32,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import KEY, PYTHON, ROOT, connector, free_port, percentile, process, raise_open_files  # noqa: E402
+from common import KEY, PYTHON, connector, free_port, percentile, process, raise_open_files
 
 APIKEY = "bench-apikey"
 TEXT = "【tidings】您的验证码是123456，10分钟内有效。"
@@ -163,8 +163,18 @@ def serve_tidings(folder: Path, emulator: str, concurrency: int):
 
 def emulator(latency: float):
     port = free_port()
-    args = [PYTHON, "-m", "tidings.testing", "yunpian", "--port", str(port), "--latency", str(latency),
-            "--apikey", APIKEY]
+    args = [
+        PYTHON,
+        "-m",
+        "tidings.testing",
+        "yunpian",
+        "--port",
+        str(port),
+        "--latency",
+        str(latency),
+        "--apikey",
+        APIKEY,
+    ]
     return process(args, ready_url=f"http://127.0.0.1:{port}/_emulator/received"), f"http://127.0.0.1:{port}"
 
 
@@ -195,14 +205,20 @@ web.run_app(app, host="127.0.0.1", port=PORT, loop=uvloop.new_event_loop(), acce
 def wrk(url: str, script: Path, seconds: int, connections: int) -> dict:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50, p99 = (re.search(rf"{q}%\s+([\d.]+)(us|ms|s)", out).groups() for q in (50, 99))
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rate, "p50_ms": float(p50[0]) * scale[p50[1]], "p99_ms": float(p99[0]) * scale[p99[1]],
-            "errors": int(non_2xx.group(1)) if non_2xx else 0}
+    return {
+        "rps": rate,
+        "p50_ms": float(p50[0]) * scale[p50[1]],
+        "p99_ms": float(p99[0]) * scale[p99[1]],
+        "errors": int(non_2xx.group(1)) if non_2xx else 0,
+    }
 
 
 def api_vs_bare(folder: Path, emulator_url: str, seconds: int, connections: int) -> dict:
@@ -238,8 +254,9 @@ async def main() -> None:
             if not args.api_only:
                 serving, api = serve_tidings(folder, url, args.send_concurrency)
                 with serving:
-                    results["tidings"] = await whole_path(api, url, numbers(args.n), args.concurrency,
-                                                          timeout=60 + 3 * args.latency)
+                    results["tidings"] = await whole_path(
+                        api, url, numbers(args.n), args.concurrency, timeout=60 + 3 * args.latency
+                    )
                 pooled_concurrency = max(args.concurrency, args.send_concurrency if args.latency else 0)
                 results["pooled"] = await pooled(url, numbers(args.n, 10**6), min(pooled_concurrency, args.n))
                 results["session_per_sms"] = await session_per_sms(url, numbers(args.n, 2 * 10**6))
@@ -256,16 +273,24 @@ def report(r: dict) -> None:
         t = r["tidings"]
         print(f"\nN = {r['n']}, emulator latency = {r['latency']} s")
         print(f"{'path':<22}{'per second':>12}{'vs pooled':>11}{'time for N':>13}")
-        for name, rate in (("tidings (whole path)", t["throughput"]), ("pooled gather", r["pooled"]),
-                           ("session per SMS", r["session_per_sms"]), ("one after another", r["one_after_another"])):
+        for name, rate in (
+            ("tidings (whole path)", t["throughput"]),
+            ("pooled gather", r["pooled"]),
+            ("session per SMS", r["session_per_sms"]),
+            ("one after another", r["one_after_another"]),
+        ):
             print(f"{name:<22}{rate:>12.0f}{rate / r['pooled']:>10.0%}{r['n'] / rate:>12.1f}s")
-        print(f"tidings: all {t['sent']} delivered in {t['seconds']:.2f} s (API accepted them in "
-              f"{t['api_seconds']:.2f} s); call -> receipt p50 {t['p50'] * 1000:.0f} ms, p99 {t['p99'] * 1000:.0f} ms")
+        print(
+            f"tidings: all {t['sent']} delivered in {t['seconds']:.2f} s (API accepted them in "
+            f"{t['api_seconds']:.2f} s); call -> receipt p50 {t['p50'] * 1000:.0f} ms, p99 {t['p99'] * 1000:.0f} ms"
+        )
     if "api" in r:
         a = r["api"]
-        print(f"\nPOST /v1/verifications: {a['tidings']['rps']:.0f}/s (p99 {a['tidings']['p99_ms']:.1f} ms, "
-              f"{a['tidings']['errors']} non-2xx) vs bare aiohttp {a['bare']['rps']:.0f}/s "
-              f"(p99 {a['bare']['p99_ms']:.1f} ms): {a['ratio']:.0%}")
+        print(
+            f"\nPOST /v1/verifications: {a['tidings']['rps']:.0f}/s (p99 {a['tidings']['p99_ms']:.1f} ms, "
+            f"{a['tidings']['errors']} non-2xx) vs bare aiohttp {a['bare']['rps']:.0f}/s "
+            f"(p99 {a['bare']['p99_ms']:.1f} ms): {a['ratio']:.0%}"
+        )
 
 
 if __name__ == "__main__":
