@@ -12,6 +12,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._per_request: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.requests = Counter(
             "tidings_http_requests",
             "API requests by route, method and status.",
@@ -62,3 +63,14 @@ class Metrics:
             ["error"],
             registry=self.registry,
         )
+
+    def for_request(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter and latency histogram of one route, method and status, looked up once."""
+        key = (route, method, status)
+        found = self._per_request.get(key)
+        if found is None:
+            found = self._per_request[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.request_latency.labels(route),
+            )
+        return found

@@ -155,13 +155,13 @@ class Verifications:
     async def get(self, id: str) -> Verification:
         verification = await self.store.get_verification(id)
         if verification is None:
-            raise NotFound(f"no verification {id!r}", code="verification_not_found")
+            raise NotFound(f"no verification {id[:64]!r}", code="verification_not_found")
         return otp.settle(verification, time.time())
 
     async def cancel(self, id: str) -> Verification:
         result = await self.store.cancel_verification(id, time.time())
         if result is None:
-            raise NotFound(f"no verification {id!r}", code="verification_not_found")
+            raise NotFound(f"no verification {id[:64]!r}", code="verification_not_found")
         if isinstance(result, Refused):
             raise _refusal(result, conflict=True)
         return result

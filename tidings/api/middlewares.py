@@ -71,8 +71,8 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 def _count(request: web.Request, status: int, elapsed: float) -> None:
-    metrics = request.app[STATE].metrics
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
-    metrics.requests.labels(route, request.method, str(status)).inc()
-    metrics.request_latency.labels(route).observe(elapsed)
+    counter, latency = request.app[STATE].metrics.for_request(route, request.method, status)
+    counter.inc()
+    latency.observe(elapsed)

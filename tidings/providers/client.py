@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from yarl import URL
@@ -89,7 +90,14 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Response | Transient:
-        """Send a request; a timeout or connection failure comes back as a ``Transient`` outcome, not raised."""
+        """Send a request; a timeout or connection failure comes back as a ``Transient`` outcome, not raised.
+
+        A form is encoded here in one call rather than through aiohttp's ``FormData``, which costs several times
+        as much per request and matters at thousands of sends a second.
+        """
+        if isinstance(data, Mapping):
+            data = urlencode(data).encode()
+            headers = {**(headers or {}), "Content-Type": "application/x-www-form-urlencoded"}
         try:
             async with self.session.request(
                 method, url, data=data, json=json_body, headers=headers, params=params
