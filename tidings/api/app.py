@@ -63,14 +63,17 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
             parse_networks(settings.trusted_proxies),
         )
         http = HttpClient(settings.dispatch.request_timeout)
-        dispatcher = Dispatcher(
-            backend.queue, _lanes(settings, http), {"verification": verifications}, settings.dispatch, metrics
-        )
+        lanes = _lanes(settings, http)
+        for lane, depth in (await backend.queue.depth()).items():
+            if lane not in lanes:
+                log.warning("%d jobs wait for provider %r, which is not configured; they stay queued", depth, lane)
+        dispatcher = Dispatcher(backend.queue, lanes, {"verification": verifications}, settings.dispatch, metrics)
         running = asyncio.create_task(dispatcher.run(), name="dispatcher")
         purging = asyncio.create_task(_purge_forever(backend.store), name="purge")
         try:
             yield
         finally:
+            log.info("stopping: finishing or giving back the sends in flight")
             purging.cancel()
             await dispatcher.stop()
             await running
