@@ -1,8 +1,12 @@
-"""Email codes over SMTP with ``aiosmtplib``: one connection per message (mail servers close idle ones quickly)."""
+"""Email codes over SMTP with ``aiosmtplib``: one connection per message (mail servers close idle ones quickly).
+
+SMTP says what a refusal means by its reply code: 4xx is temporary (greylisting, mailbox busy), 5xx is final
+(no such user, relaying denied). Connection failures and timeouts are worth another try.
+"""
 
 from __future__ import annotations
 
-import ssl
+import email.utils
 from email.message import EmailMessage
 from typing import ClassVar
 
@@ -19,10 +23,11 @@ class SmtpSettings(ProviderSettings):
     username: str | None = None
     password: SecretStr | None = None
     use_tls: bool = False
+    """TLS from the first byte (usually port 465)."""
     start_tls: bool | None = None
-    """None upgrades when the server offers STARTTLS."""
+    """Upgrade with STARTTLS; None upgrades when the server offers it."""
     from_: str = Field("tidings <no-reply@localhost>", alias="from")
-    timeout: float = 10.0
+    timeout: float = Field(10.0, gt=0)
 
 
 class Smtp(Provider):
@@ -33,15 +38,13 @@ class Smtp(Provider):
 
     async def send(self, message: OutboundMessage) -> SendOutcome:
         settings = self.settings
-        email = EmailMessage()
-        email["From"] = settings.from_
-        email["To"] = message.to
-        email["Subject"] = message.subject or "Your verification code"
-        email["X-Tidings-Id"] = message.idempotency_key
-        email.set_content(message.text)
+        try:
+            mail = compose(message, settings.from_)
+        except ValueError as exc:  # a header with a line break, an address that cannot be encoded
+            return Permanent("smtp_invalid_message", str(exc)[:200])
         try:
             await aiosmtplib.send(
-                email,
+                mail,
                 hostname=settings.host,
                 port=settings.port,
                 username=settings.username,
@@ -49,15 +52,31 @@ class Smtp(Provider):
                 use_tls=settings.use_tls,
                 start_tls=settings.start_tls,
                 timeout=settings.timeout,
-                tls_context=ssl.create_default_context() if settings.use_tls else None,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return _by_code(min(error.code for error in exc.recipients), "recipient refused")
+        except aiosmtplib.SMTPTimeoutError:
+            return Transient("timeout", f"no answer from {settings.host} in time")
         except aiosmtplib.SMTPResponseException as exc:
             return _by_code(exc.code, exc.message)
         except (aiosmtplib.SMTPException, OSError) as exc:
-            return Transient("smtp_connection", type(exc).__name__)
-        return Delivered(message.idempotency_key)
+            return Transient("connection_error", f"{type(exc).__name__} talking to {settings.host}")
+        return Delivered(mail["Message-ID"].strip("<>"))
+
+
+def compose(message: OutboundMessage, sender: str) -> EmailMessage:
+    """The email, with a ``Message-ID`` made from the idempotency key so a retried send is recognisably the same
+    message, and the key itself in ``X-Tidings-Id``."""
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = message.to
+    mail["Subject"] = message.subject or "Your verification code"
+    mail["Date"] = email.utils.formatdate(localtime=False)
+    domain = email.utils.parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    mail["Message-ID"] = f"<{message.idempotency_key}@{domain}>"
+    mail["X-Tidings-Id"] = message.idempotency_key
+    mail.set_content(message.text)
+    return mail
 
 
 def _by_code(code: int, text: str) -> SendOutcome:

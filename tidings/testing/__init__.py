@@ -1,5 +1,6 @@
 """Local emulators of the SMS services tidings talks to, speaking their wire format, for tests and benchmarks.
 
-Start one in a test with ``create_app(...)`` from its module and read what it accepted from ``app[EMULATOR]``, or
-run one on its own: ``python -m tidings.testing yunpian --port 9001 --latency 0.5``.
+In a test: ``app = yunpian.create_app(apikey="k", latency=0.1)``, serve ``app`` on loopback, point the provider's
+``base_url`` at it, then read ``app[EMULATOR].received`` (``EMULATOR`` from ``tidings.testing.emulator``).
+On its own: ``python -m tidings.testing yunpian --port 9001 --latency 0.5 --failure-rate 0.1 --apikey k``.
 """

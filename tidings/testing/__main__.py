@@ -1,48 +1,84 @@
-"""Run one emulator: ``python -m tidings.testing yunpian --port 9001 --latency 0.5 --failure-rate 0.1``."""
+"""Run one emulator: ``python -m tidings.testing yunpian --port 9001 --latency 0.5 --failure-rate 0.1``.
+
+What it accepted can be read from another process at ``GET /_emulator/received`` and cleared with
+``POST /_emulator/reset``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import importlib
 
 from aiohttp import web
 
 EMULATORS = ("yunpian", "twilio", "aliyun")
+CREDENTIALS = {
+    "yunpian": ("apikey",),
+    "twilio": ("account_sid", "auth_token"),
+    "aliyun": ("access_key_id", "access_key_secret"),
+}
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tidings.testing", description=__doc__)
     parser.add_argument("name", choices=EMULATORS)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9001)
-    parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--failure-rate", type=float, default=0.0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--failure-rate", type=float, default=0.0, help="share of requests answered with an error")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the choice of failing requests")
     parser.add_argument("--apikey", help="the Yunpian apikey to accept")
     parser.add_argument("--account-sid", help="the Twilio Account SID to accept")
     parser.add_argument("--auth-token", help="the Twilio Auth Token to accept")
     parser.add_argument("--access-key-id", help="the Aliyun AccessKeyId to accept")
     parser.add_argument("--access-key-secret", help="the Aliyun AccessKeySecret to accept")
-    args = parser.parse_args()
-    module = importlib.import_module(f"tidings.testing.{args.name}")
-    options = {"latency": args.latency, "failure_rate": args.failure_rate}
-    for name in ("apikey", "account_sid", "auth_token", "access_key_id", "access_key_secret"):
-        if getattr(args, name):
-            options[name] = getattr(args, name)
+    args = parser.parse_args(argv)
+    for emulator, names in CREDENTIALS.items():
+        given = [name for name in names if getattr(args, name) and emulator != args.name]
+        if given:
+            parser.error(f"--{given[0].replace('_', '-')} is for the {emulator} emulator")
+    return args
+
+
+def raise_open_files_limit() -> None:
+    """Thousands of slow requests held open need as many sockets; take the hard limit where the system allows."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
-
-        loop = uvloop.new_event_loop()
     except ImportError:
-        loop = None
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    module = importlib.import_module(f"tidings.testing.{args.name}")
+    options = {"latency": args.latency, "failure_rate": args.failure_rate, "seed": args.seed}
+    options.update({name: getattr(args, name) for name in CREDENTIALS[args.name] if getattr(args, name)})
+    raise_open_files_limit()
     web.run_app(
         module.create_app(**options),
         host=args.host,
         port=args.port,
-        loop=loop,
+        loop=new_loop(),
         access_log=None,
         print=None,
         backlog=8192,
     )
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,8 @@
-"""What every emulator shares: latency, injected failures, and a record of the messages it accepted."""
+"""What every emulator shares: latency, injected failures, and a record of the messages it accepted.
+
+Handlers stay light (a sleep, a few checks, an append) so one emulator process can hold tens of thousands of slow
+requests open at once, as a busy provider would.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from aiohttp import web
 
 @dataclass(frozen=True, slots=True)
 class Received:
+    """One accepted message: where it went, what it said, when it arrived, and the sender's idempotency id."""
+
     to: str
     text: str
     at: float
@@ -20,24 +26,31 @@ class Received:
 
 @dataclass
 class Emulator:
+    """The state of one running emulator; read it in a test as ``app[EMULATOR]``."""
+
     latency: float = 0.0
     """Seconds to wait before answering, as a slow provider would."""
     failure_rate: float = 0.0
-    """Share of requests answered with the provider's own transient error."""
+    """Share of requests (0..1) answered with the provider's own rate-limit or system error."""
     fail_first: int = 0
     """Answer the first N requests with that error, for deterministic retry tests."""
     seed: int = 0
+    """Seed of the generator that picks which requests fail, so a run can be repeated."""
     received: list[Received] = field(default_factory=list)
     requests: int = 0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.failure_rate <= 1.0:
+            raise ValueError("failure_rate is a share between 0 and 1")
         self._random = random.Random(self.seed)
 
     async def arrive(self) -> bool:
-        """Count a request, wait the latency; True when this one is to fail."""
+        """Count a request and wait the latency; True when this one is to be answered with a failure."""
         self.requests += 1
-        failing = self.requests <= self.fail_first or self._random.random() < self.failure_rate
-        if self.latency:
+        failing = self.requests <= self.fail_first or (
+            self.failure_rate > 0 and self._random.random() < self.failure_rate
+        )
+        if self.latency > 0:
             await asyncio.sleep(self.latency)
         return failing
 
@@ -45,14 +58,20 @@ class Emulator:
         self.received.append(Received(to, text, time.time(), id))
 
     def to(self, number: str) -> list[Received]:
+        """The messages accepted for one address."""
         return [message for message in self.received if message.to == number]
+
+    def reset(self) -> None:
+        self.received.clear()
+        self.requests = 0
 
 
 EMULATOR = web.AppKey("emulator", Emulator)
 
 
 def application(emulator: Emulator) -> web.Application:
-    """An application with the emulator's own introspection routes; the provider's routes are added by its module."""
+    """An application holding ``emulator`` under ``EMULATOR``, with routes to read and clear what it accepted from
+    another process (``GET /_emulator/received``, ``POST /_emulator/reset``); each module adds the provider's routes."""
     app = web.Application()
     app[EMULATOR] = emulator
 
@@ -60,7 +79,7 @@ def application(emulator: Emulator) -> web.Application:
         return web.json_response([asdict(message) for message in emulator.received])
 
     async def reset(request: web.Request) -> web.Response:
-        emulator.received.clear()
+        emulator.reset()
         return web.json_response({"ok": True})
 
     app.router.add_get("/_emulator/received", received)

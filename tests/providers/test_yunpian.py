@@ -1,0 +1,172 @@
+"""Yunpian against its emulator: number format, signature, and Yunpian's documented answer codes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tidings.core.types import Delivered, OutboundMessage, Permanent, Transient
+from tidings.providers import yunpian
+from tidings.providers.client import HttpClient, Response
+from tidings.providers.yunpian import Yunpian
+from tidings.testing import yunpian as emulator
+from tidings.testing.__main__ import parse
+
+APIKEY = "key-1"
+
+
+def message(to: str = "+8613800138000", text: str = "【Acme】您的验证码是123456", **params: str) -> OutboundMessage:
+    return OutboundMessage(to=to, text=text, idempotency_key="snd_1.1", params={"code": "123456", **params})
+
+
+@pytest.fixture
+async def yunpian_app(emulate):
+    async def start(**options):
+        return await emulate(emulator.create_app(apikey=APIKEY, **options))
+
+    return start
+
+
+@pytest.mark.parametrize(
+    ("to", "received_to"),
+    [("+8613800138000", "13800138000"), ("+14155550100", "+14155550100"), ("+85291234567", "+85291234567")],
+)
+async def test_delivered(yunpian_app, provider, to, received_to):
+    sms = await yunpian_app()
+    outcome = await provider(Yunpian, base_url=sms.url, apikey=APIKEY).send(message(to=to))
+    assert isinstance(outcome, Delivered) and outcome.provider_message_id
+    [received] = sms.received
+    assert (received.to, received.text, received.id) == (received_to, "【Acme】您的验证码是123456", "snd_1.1")
+
+
+@pytest.mark.parametrize(
+    ("signature", "text", "params", "sent"),
+    [
+        ("Acme", "Your code is 123456", {}, "【Acme】Your code is 123456"),
+        (None, "Your code is 123456", {"app_name": "Bolt"}, "【Bolt】Your code is 123456"),
+        ("Acme", "【Bolt】您的验证码是123456", {}, "【Bolt】您的验证码是123456"),
+    ],
+)
+async def test_signature(yunpian_app, provider, signature, text, params, sent):
+    sms = await yunpian_app()
+    configured = {"signature": signature} if signature else {}
+    outcome = await provider(Yunpian, base_url=sms.url, apikey=APIKEY, **configured).send(message(text=text, **params))
+    assert isinstance(outcome, Delivered)
+    assert sms.received[0].text == sent
+
+
+@pytest.mark.parametrize(
+    ("apikey", "to", "text", "error"),
+    [
+        ("wrong", "+8613800138000", "【Acme】code 1", "yunpian_-1"),
+        (APIKEY, "+1", "【Acme】code 1", "yunpian_2"),
+        (APIKEY, "+8612345", "【Acme】code 1", "yunpian_2"),
+        (APIKEY, "+8613800138000", "Your code is 1", "yunpian_5"),
+        (APIKEY, "+8613800138000", "【Acme】【Bolt】code 1", "yunpian_16"),
+    ],
+)
+async def test_refusals_are_final(yunpian_app, provider, apikey, to, text, error):
+    sms = await yunpian_app()
+    outcome = await provider(Yunpian, base_url=sms.url, apikey=apikey).send(message(to=to, text=text))
+    assert isinstance(outcome, Permanent) and outcome.error == error
+    assert sms.received == []
+
+
+async def test_system_error_is_transient(yunpian_app, provider):
+    sms = await yunpian_app(failure_rate=1.0)
+    outcome = await provider(Yunpian, base_url=sms.url, apikey=APIKEY).send(message())
+    assert isinstance(outcome, Transient) and outcome.error == "yunpian_-50" and outcome.retry_after is None
+
+
+async def test_same_number_too_fast_asks_to_wait(yunpian_app, provider):
+    sms = await yunpian_app(same_number_interval=60)
+    sender = provider(Yunpian, base_url=sms.url, apikey=APIKEY)
+    assert isinstance(await sender.send(message()), Delivered)
+    outcome = await sender.send(message())
+    assert isinstance(outcome, Transient) and outcome.error == "yunpian_33" and outcome.retry_after == 30.0
+    assert isinstance(await sender.send(message(to="+8613900139000")), Delivered)
+
+
+async def test_timeouts_and_refused_connections_are_transient(yunpian_app, provider, closed_url):
+    slow = await yunpian_app(latency=2.0)
+    assert (await provider(Yunpian, base_url=slow.url, apikey=APIKEY).send(message())).error == "timeout"
+    assert (await provider(Yunpian, base_url=closed_url, apikey=APIKEY).send(message())).error == "connection_error"
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "retry_after"),
+    [
+        (0, Delivered, None),
+        (-4, Transient, None),
+        (-5, Transient, None),
+        (-50, Transient, None),
+        (-51, Transient, None),
+        (-53, Transient, None),
+        (8, Transient, 30.0),
+        (33, Transient, 30.0),
+        (9, Transient, 300.0),
+        (22, Transient, 3600.0),
+        (17, Transient, 3600.0),
+        (43, Transient, 3600.0),
+        (1, Permanent, None),
+        (2, Permanent, None),
+        (3, Permanent, None),
+        (4, Permanent, None),
+        (5, Permanent, None),
+        (10, Permanent, None),
+        (20, Permanent, None),
+        (-1, Permanent, None),
+        (-2, Permanent, None),
+        (-3, Permanent, None),
+    ],
+)
+def test_codes(code, kind, retry_after):
+    answer = Response(200 if code == 0 else 400, {}, f'{{"code": {code}, "msg": "m", "sid": 7}}'.encode())
+    outcome = yunpian.read_answer(answer)
+    assert isinstance(outcome, kind)
+    if kind is not Delivered:
+        assert outcome.error == f"yunpian_{code}" and getattr(outcome, "retry_after", None) == retry_after
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (502, b"<html>bad gateway</html>", Transient("http_502", "<html>bad gateway</html>")),
+        (403, b"forbidden", Permanent("http_403", "forbidden")),
+        (200, b"<html>?</html>", Transient("yunpian_bad_answer", "<html>?</html>")),
+    ],
+)
+def test_answers_that_are_not_yunpian_json(status, body, expected):
+    assert yunpian.read_answer(Response(status, {}, body)) == expected
+
+
+def test_the_apikey_does_not_print():
+    configured = Yunpian(Yunpian.Settings.model_validate({"apikey": APIKEY}), None)
+    assert APIKEY not in repr(configured)
+
+
+async def test_emulator_holds_slow_requests_at_once(yunpian_app):
+    """Slow answers overlap instead of queueing: 500 sends at 0.5 s latency take about a second, not 250 s."""
+    sms = await yunpian_app(latency=0.5)
+    http = HttpClient(timeout=10.0)
+    sender = Yunpian(Yunpian.Settings.model_validate({"base_url": sms.url, "apikey": APIKEY}), http)
+    try:
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(sender.send(message(to=f"+86138{i:08d}")) for i in range(500)))
+        elapsed = time.perf_counter() - started
+    finally:
+        await http.close()
+    assert [outcome for outcome in outcomes if not isinstance(outcome, Delivered)] == []
+    assert elapsed < 5.0
+    assert len({received.to for received in sms.received}) == 500
+
+
+def test_emulator_command_line():
+    args = parse(["yunpian", "--port", "9001", "--latency", "0.5", "--failure-rate", "0.1", "--apikey", "k"])
+    assert (args.name, args.port, args.latency, args.failure_rate, args.apikey) == ("yunpian", 9001, 0.5, 0.1, "k")
+    with pytest.raises(SystemExit):
+        parse(["twilio", "--apikey", "k"])
+    with pytest.raises(ValueError, match="failure_rate"):
+        emulator.create_app(failure_rate=2)
