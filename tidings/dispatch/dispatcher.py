@@ -63,9 +63,16 @@ class Dispatcher:
         forward = asyncio.create_task(self._forward_arrivals())
         settling = asyncio.create_task(self.settler.run())
         try:
+            pause = 0.1
             while not self._stopping:
-                if not await self._lease_round():
-                    await self._idle()
+                try:
+                    if not await self._lease_round():
+                        await self._idle()
+                    pause = 0.1
+                except Exception as exc:  # the store is down: wait and try again, never stop dispatching
+                    log.error("cannot lease jobs (%s); retrying in %.1f s", exc, pause)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 5.0)
         finally:
             forward.cancel()
             settling.cancel()
