@@ -91,6 +91,18 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         if model is not None:
             answer.update(_ref(model))
         operation["responses"][str(status)] = answer
-    for status in endpoint.errors:
+    for status in sorted(_errors(endpoint)):
         operation["responses"][str(status)] = {"description": _ERRORS[status], **_ref(ErrorOut)}
     return operation
+
+
+def _errors(endpoint: Endpoint) -> set[int]:
+    """The endpoint's own errors, and those every endpoint of its kind can give."""
+    errors = set(endpoint.errors)
+    if endpoint.scope is not None:
+        errors |= {401, 403}
+    if endpoint.body is not None:
+        errors |= {400, 413, 415}
+        if endpoint.method == "POST":
+            errors.add(422)  # a reused Idempotency-Key
+    return errors
