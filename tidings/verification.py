@@ -116,6 +116,12 @@ class Verifications:
             )
         )
         chain = self.verify.sms_providers if request.channel is Channel.SMS else self.verify.email_providers
+        if not chain and test_code is None:
+            raise Unprocessable(
+                f"no provider is configured for the {request.channel.value} channel",
+                code="channel_not_configured",
+                field="channel",
+            )
         job = (
             None
             if test_code is not None

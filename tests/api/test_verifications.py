@@ -294,3 +294,9 @@ async def test_root_key_is_not_in_any_answer(serve):
     api = await serve()
     for answer in (await api.get("/v1/keys"), await api.get("/openapi.json")):
         assert ROOT_KEY not in str(answer.body)
+
+
+async def test_channel_without_providers(serve):
+    api = await serve({"verify": {"email_providers": []}})
+    answer = await api.post("/v1/verifications", {"to": "ada@example.com", "channel": "email"})
+    assert answer.status == 422 and answer.error == "channel_not_configured"

@@ -87,7 +87,8 @@ def _start(
     _save(connection, verification)
     if request.job is None:
         return Started(verification, resent), 0
-    insert_job(connection, replace(request.job, id=otp.send_id(verification), ref=verification.id))
+    job = replace(request.job, id=otp.send_id(verification), ref=verification.id, expires_at=verification.expires_at)
+    insert_job(connection, job)
     return Started(verification, resent), 1
 
 
