@@ -117,9 +117,9 @@ class Dispatcher:
         return leased
 
     async def _idle(self) -> None:
+        self._wake.clear()  # before reading the queue, so a job that arrives meanwhile still wakes us
         due = await self.queue.next_due()
         timeout = 1.0 if due is None else min(1.0, max(0.005, due - time.time()))
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
