@@ -4,6 +4,7 @@ local emulators of the providers it talks to."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,13 @@ from tidings.core.settings import Settings
 
 ROOT_KEY = "tk_root-key-for-tests-only-0123456789abcdef"
 CODE = re.compile(r"(?<!\d)(\d{4,10})(?!\d)")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

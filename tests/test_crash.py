@@ -13,20 +13,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import ROOT_KEY
+from tests.conftest import ROOT_KEY, free_port
 from tests.dispatch.conftest import APIKEY
 from tidings.testing import yunpian
 from tidings.testing.emulator import EMULATOR
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:

@@ -3,7 +3,6 @@ a user's own HTTP gateway."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.conftest import free_port
 from tidings.providers.base import Provider
 from tidings.providers.client import HttpClient
 from tidings.testing.emulator import EMULATOR, Emulator, Received
@@ -54,12 +54,6 @@ def provider(http) -> Callable[..., Provider]:
         return cls(cls.Settings.model_validate(settings), http)
 
     return make
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from tests.conftest import CODE
-from tests.providers.conftest import free_port
+from tests.conftest import CODE, free_port
 from tidings.core.types import Delivered, OutboundMessage, Permanent, Transient
 from tidings.providers.smtp import Smtp
 
