@@ -17,18 +17,21 @@ from tidings.core.settings import Settings
 log = logging.getLogger("tidings")
 
 
-def run(settings: Settings) -> None:
+def new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it exists (not on Windows), the standard loop elsewhere."""
     try:
         import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
-        loop = uvloop.new_event_loop()
-    except ImportError:  # uvloop does not exist on Windows
-        loop = asyncio.new_event_loop()
+
+def run(settings: Settings) -> None:
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        loop=loop,
+        loop=new_loop(),
         access_log=log.getChild("access") if settings.access_log else None,
         print=lambda _: log.info("listening on http://%s:%d", settings.host, settings.port),
         shutdown_timeout=settings.dispatch.shutdown_grace,

@@ -7,11 +7,12 @@ What it accepted can be read from another process at ``GET /_emulator/received``
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import importlib
 
 from aiohttp import web
+
+from tidings.server import new_loop
 
 EMULATORS = ("yunpian", "twilio", "aliyun")
 CREDENTIALS = {
@@ -53,14 +54,6 @@ def raise_open_files_limit() -> None:
     if soft != resource.RLIM_INFINITY and soft < wanted:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
-def new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def main(argv: list[str] | None = None) -> None:
