@@ -214,12 +214,7 @@ class Verifications:
 
 def _refusal(refused: Refused, *, conflict: bool = False) -> Exception:
     """The API error for a refusal from ``core.otp`` or a limit."""
-    if refused.error in {
-        "verification_approved",
-        "verification_canceled",
-        "verification_expired",
-        "verification_failed",
-    }:
+    if refused.error in otp.FINISHED_ERRORS:
         if conflict:
             return Conflict(refused.message, code=refused.error)
         return NotFound(refused.message, code=refused.error)

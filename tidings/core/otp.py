@@ -109,6 +109,8 @@ _NOT_PENDING = {
         "No code could be delivered for this verification; start a new one.",
     ),
 }
+FINISHED_ERRORS = frozenset(error for error, _ in _NOT_PENDING.values())
+"""Refusals that mean the verification is over (answered 404), as opposed to limits (429)."""
 
 
 def refusal_for(verification: Verification, now: float) -> Refused | None:
