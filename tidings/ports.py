@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from tidings.core.otp import CheckResult, Refused
 from tidings.core.ratelimit import Limit
-from tidings.core.types import Channel, Job, Verification
+from tidings.core.types import Channel, Job, SendOutcome, Verification
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,3 +150,12 @@ class Queue(Protocol):
     @property
     def queued(self) -> int:
         """A cheap estimate of queued jobs, for back-pressure."""
+
+
+class Sender(Protocol):
+    """Where a lane's jobs go: an SMS or email provider, or a push channel (webhook, Web Push, live stream)."""
+
+    name: str
+
+    async def send(self, message: Any) -> SendOutcome:
+        """Send one prepared message; report a refusal or a network failure as an outcome, never raise."""

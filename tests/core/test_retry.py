@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tidings.core.retry import Done, FailOver, GiveUp, RetryAt, RetryPolicy, backoff, decide
-from tidings.core.types import Delivered, Permanent, Transient
+from tidings.core.types import Deferred, Delivered, Permanent, Transient
 
 POLICY = RetryPolicy(base_delay=1, factor=2, max_delay=300, attempts_per_lane=3)
 NOW = 1000.0
@@ -54,3 +54,23 @@ def test_backoff_is_capped_and_jittered(attempt, seed):
 
 def test_same_seed_same_schedule():
     assert backoff(4, POLICY, random.Random(7)) == backoff(4, POLICY, random.Random(7))
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expires_at", "give_up_at", "expected"),
+    [
+        (Deferred("circuit_open", NOW + 30), None, None, RetryAt(NOW + 30, counted=False)),
+        (Deferred("circuit_open", NOW + 30), NOW + 10, None, GiveUp("expired")),
+        (Deferred("circuit_open", NOW + 30), None, NOW + 10, GiveUp("circuit_open")),
+        (Transient("http_503", retry_after=60), None, NOW + 10, GiveUp("http_503")),
+        (Transient("http_503", retry_after=60), NOW + 10, NOW + 10, GiveUp("expired")),
+    ],
+)
+def test_deferrals_and_give_up_time(outcome, expires_at, give_up_at, expected):
+    decision = decide(1, outcome, NOW, POLICY, random.Random(1), expires_at=expires_at, give_up_at=give_up_at)
+    assert decision == expected
+
+
+def test_a_deferral_never_fails_over():
+    decision = decide(3, Deferred("host_busy", NOW + 1), NOW, POLICY, random.Random(1), can_fail_over=True)
+    assert decision == RetryAt(NOW + 1, counted=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from tidings.core.types import Delivered, Permanent, SendOutcome, Transient
+from tidings.core.types import Deferred, Delivered, Permanent, SendOutcome, Transient
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,8 @@ class Done:
 @dataclass(frozen=True, slots=True)
 class RetryAt:
     when: float
+    counted: bool = True
+    """False when nothing was sent (a deferral): the attempt does not count towards the limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +60,17 @@ def decide(
     rng: random.Random,
     *,
     expires_at: float | None = None,
+    give_up_at: float | None = None,
     can_fail_over: bool = False,
 ) -> Decision:
-    """What follows ``outcome`` of attempt number ``attempt`` (1-based) on the current provider."""
+    """What follows ``outcome`` of attempt number ``attempt`` (1-based) on the current provider.
+
+    ``expires_at`` is when the message itself stops being worth sending (a code's validity, a push's TTL);
+    ``give_up_at`` is when the sender stops trying to get it through (a push's give-up time)."""
     if isinstance(outcome, Delivered):
         return Done()
+    if isinstance(outcome, Deferred):
+        return _later(outcome.until, outcome.error, expires_at, give_up_at, can_fail_over=False, counted=False)
     if isinstance(outcome, Permanent):
         return FailOver() if can_fail_over else GiveUp(outcome.error)
     assert isinstance(outcome, Transient)
@@ -71,7 +79,20 @@ def decide(
     delay = backoff(attempt, policy, rng)
     if outcome.retry_after is not None:
         delay = max(delay, outcome.retry_after)
-    when = now + delay
+    return _later(now + delay, outcome.error, expires_at, give_up_at, can_fail_over=can_fail_over, counted=True)
+
+
+def _later(
+    when: float,
+    error: str,
+    expires_at: float | None,
+    give_up_at: float | None,
+    *,
+    can_fail_over: bool,
+    counted: bool,
+) -> Decision:
     if expires_at is not None and when >= expires_at:
         return FailOver() if can_fail_over else GiveUp("expired")
-    return RetryAt(when)
+    if give_up_at is not None and when >= give_up_at:
+        return FailOver() if can_fail_over else GiveUp(error)
+    return RetryAt(when, counted)

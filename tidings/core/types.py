@@ -113,4 +113,14 @@ class Permanent:
     message: str = ""
 
 
-SendOutcome = Delivered | Transient | Permanent
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """Not sent, and not a failure: the destination cannot take it now (its circuit is open, it is at its
+    concurrency or rate limit). Try again at ``until`` without counting an attempt."""
+
+    error: str
+    until: float
+    message: str = ""
+
+
+SendOutcome = Delivered | Transient | Permanent | Deferred

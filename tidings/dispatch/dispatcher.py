@@ -13,11 +13,12 @@ import logging
 import random
 import time
 from collections import defaultdict
+from dataclasses import replace
 from typing import Protocol
 
 from tidings.core import retry
 from tidings.core.settings import DispatchSettings
-from tidings.core.types import Delivered, Job, OutboundMessage, Permanent, SendOutcome, Transient
+from tidings.core.types import Deferred, Delivered, Job, Permanent, SendOutcome, Transient
 from tidings.dispatch.lane import Lane
 from tidings.dispatch.settler import Settler
 from tidings.metrics import Metrics
@@ -27,8 +28,8 @@ log = logging.getLogger("tidings.dispatch")
 
 
 class JobKind(Protocol):
-    async def prepare(self, jobs: list[Job], now: float) -> list[OutboundMessage | Drop]:
-        """The message for each job, or why it is not to be sent."""
+    async def prepare(self, jobs: list[Job], now: float) -> list[object | Drop]:
+        """What to hand to the lane's sender for each job, or why it is not to be sent."""
 
 
 class Dispatcher:
@@ -150,11 +151,11 @@ class Dispatcher:
                     self._sends[task] = job
                     task.add_done_callback(self._sends.pop)
 
-    async def _send(self, lane: Lane, job: Job, message: OutboundMessage) -> None:
+    async def _send(self, lane: Lane, job: Job, message: object) -> None:
         started = time.monotonic()
         try:
             await lane.pace()
-            outcome = await lane.provider.send(message)
+            outcome = await lane.sender.send(message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -165,28 +166,34 @@ class Dispatcher:
         self.metrics.send_latency.labels(lane.name).observe(time.monotonic() - started)
         self.metrics.jobs.labels(lane.name, _outcome_name(outcome)).inc()
         now = time.time()
-        attempt = Attempt(job, lane.name, _outcome_name(outcome), getattr(outcome, "error", None), now)
+        attempt = None
+        if not isinstance(outcome, Deferred):  # nothing was sent, so there was no attempt to record
+            attempt = Attempt(job, lane.name, _outcome_name(outcome), getattr(outcome, "error", None), now)
         self.settler.add(job, self._settlement(job, outcome, now), attempt)
-        if not isinstance(outcome, Delivered):
+        if isinstance(outcome, Transient | Permanent):
             log.info("send %s via %s: %s %s", job.id, lane.name, _outcome_name(outcome), outcome.error)
 
     def _settlement(self, job: Job, outcome: SendOutcome, now: float) -> Settlement:
         next_lane = self._next_lane(job)
+        policy = self.policy
+        if "max_attempts" in job.payload:
+            policy = replace(policy, attempts_per_lane=job.payload["max_attempts"])
         decision = retry.decide(
             job.attempts + 1,
             outcome,
             now,
-            self.policy,
+            policy,
             self.rng,
             expires_at=job.expires_at,
+            give_up_at=job.payload.get("give_up_at"),
             can_fail_over=next_lane is not None,
         )
         match decision:
             case retry.Done():
                 assert isinstance(outcome, Delivered)
                 return Ack(outcome.provider_message_id)
-            case retry.RetryAt(when):
-                return Reschedule(when, job.lane, job.attempts + 1)
+            case retry.RetryAt(when, counted):
+                return Reschedule(when, job.lane, job.attempts + counted)
             case retry.FailOver():
                 assert next_lane is not None
                 return Reschedule(now, next_lane, 0)
@@ -212,6 +219,7 @@ class Dispatcher:
 
 
 def _outcome_name(outcome: SendOutcome) -> str:
-    if isinstance(outcome, Delivered):
-        return "delivered"
-    return "permanent" if isinstance(outcome, Permanent) else "transient"
+    return _OUTCOME_NAMES[type(outcome)]
+
+
+_OUTCOME_NAMES = {Delivered: "delivered", Transient: "transient", Permanent: "permanent", Deferred: "deferred"}

@@ -1,4 +1,5 @@
-"""One lane per provider: how many sends may be in flight to it and how fast they may start."""
+"""One lane per sender (an SMS or email provider, or a push channel): how many sends may be in flight through it
+and how fast they may start."""
 
 from __future__ import annotations
 
@@ -6,16 +7,16 @@ import asyncio
 import time
 
 from tidings.core.ratelimit import Limit, gcra
-from tidings.providers.base import Provider
+from tidings.ports import Sender
 
 
 class Lane:
-    def __init__(self, provider: Provider, concurrency: int, rate: float) -> None:
-        self.provider = provider
-        self.name = provider.name
+    def __init__(self, sender: Sender, concurrency: int, rate: float) -> None:
+        self.sender = sender
+        self.name = sender.name
         self.capacity = concurrency
         self.active = 0
-        self._pace = Limit("rate", provider.name, max(1, int(rate)), max(1, int(rate)) / rate) if rate else None
+        self._pace = Limit("rate", sender.name, max(1, int(rate)), max(1, int(rate)) / rate) if rate else None
         self._tat: float | None = None
 
     @property

@@ -1,0 +1,213 @@
+"""Push messages: subscribers and where they can be reached, messages, and one delivery per recipient and channel.
+
+Pure data and decisions (which deliveries a message makes, where a message stands); the store keeps them, the
+dispatcher carries the deliveries out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from tidings.core.types import PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_NORMAL
+
+SUBSCRIBER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+TOPIC = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_RECIPIENTS = 10_000
+
+
+class ChannelType(StrEnum):
+    STREAM = "stream"
+    WEBHOOK = "webhook"
+    WEBPUSH = "webpush"
+    SMS = "sms"
+    EMAIL = "email"
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    DONE = "done"
+
+
+PRIORITIES = {"high": PRIORITY_HIGH, "normal": PRIORITY_NORMAL, "low": PRIORITY_LOW}
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    url: str
+    secret: str = field(repr=False)
+    """``whsec_`` + base64 of the signing key, as Standard Webhooks writes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebPushSubscription:
+    """What a browser's ``PushManager.subscribe()`` returns: the push service URL and the keys to encrypt for."""
+
+    endpoint: str
+    p256dh: str
+    auth: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    id: str
+    created_at: float
+    updated_at: float
+    name: str | None = None
+    locale: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    webhooks: tuple[WebhookEndpoint, ...] = ()
+    webpush: tuple[WebPushSubscription, ...] = ()
+    topics: tuple[str, ...] = ()
+
+    def targets(self) -> list[tuple[ChannelType, str]]:
+        """Every place this subscriber can be reached, the live stream first."""
+        found = [(ChannelType.STREAM, self.id)]
+        found += [(ChannelType.WEBHOOK, hook.url) for hook in self.webhooks]
+        found += [(ChannelType.WEBPUSH, push.endpoint) for push in self.webpush]
+        if self.phone:
+            found.append((ChannelType.SMS, self.phone))
+        if self.email:
+            found.append((ChannelType.EMAIL, self.email))
+        return found
+
+    def webhook(self, url: str) -> WebhookEndpoint | None:
+        return next((hook for hook in self.webhooks if hook.url == url), None)
+
+    def push_subscription(self, endpoint: str) -> WebPushSubscription | None:
+        return next((push for push in self.webpush if push.endpoint == endpoint), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    title: str | None
+    body: str | None
+    data: dict[str, Any] | None
+    priority: str
+    created_at: float
+    expires_at: float
+    """When undelivered deliveries stop being worth sending (``send_at`` or creation, plus ``ttl``)."""
+    send_at: float | None = None
+    topic: str | None = None
+    channels: tuple[ChannelType, ...] | None = None
+    """The channels asked for; None is every channel each recipient has."""
+    recipients: int = 0
+
+    def event(self) -> dict[str, Any]:
+        """The message as a recipient sees it, on a stream or in a webhook."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "body": self.body,
+            "data": self.data,
+            "priority": self.priority,
+            "topic": self.topic,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message to one recipient through one channel; its id is stable across retries (the ``webhook-id``)."""
+
+    id: str
+    message_id: str
+    subscriber_id: str
+    channel: ChannelType
+    target: str
+    status: DeliveryStatus = DeliveryStatus.QUEUED
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    queued: int = 0
+    delivered: int = 0
+    failed: int = 0
+    expired: int = 0
+
+    @property
+    def status(self) -> MessageStatus:
+        if self.queued == 0:
+            return MessageStatus.DONE
+        if self.delivered or self.failed or self.expired:
+            return MessageStatus.SENDING
+        return MessageStatus.QUEUED
+
+
+def fan_out(
+    message: Message, subscribers: Iterable[Subscriber], delivery_id: Any, now: float
+) -> list[Delivery]:
+    """One delivery per recipient and reachable target of the channels asked for (all of them by default).
+
+    ``delivery_id(message_id, n)`` names the n-th delivery; ids only need to be unique and stable.
+    """
+    wanted = set(message.channels) if message.channels is not None else None
+    deliveries = []
+    for subscriber in subscribers:
+        for channel, target in subscriber.targets():
+            if wanted is None or channel in wanted:
+                deliveries.append(
+                    Delivery(
+                        delivery_id(message.id, len(deliveries)),
+                        message.id,
+                        subscriber.id,
+                        channel,
+                        target,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+    return deliveries
+
+
+# What the dispatcher hands to each push channel's sender.
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookCall:
+    """One signed POST: ``id`` goes out as ``webhook-id`` and stays the same on every retry."""
+
+    id: str
+    url: str
+    secret: str = field(repr=False)
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PushCall:
+    """One Web Push message (RFC 8030), to be encrypted for ``p256dh``/``auth`` (RFC 8291) and signed with VAPID."""
+
+    id: str
+    endpoint: str
+    p256dh: str
+    auth: str = field(repr=False)
+    payload: bytes = field(repr=False)
+    ttl: int = 86400
+    urgency: str = "normal"
+    """RFC 8030 ``Urgency``: very-low, low, normal or high."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCall:
+    """A message for the live streams of many subscribers at once."""
+
+    message_id: str
+    event: bytes = field(repr=False)
+    subscriber_ids: tuple[str, ...]
