@@ -151,9 +151,7 @@ class Counts:
         return MessageStatus.QUEUED
 
 
-def fan_out(
-    message: Message, subscribers: Iterable[Subscriber], delivery_id: Any, now: float
-) -> list[Delivery]:
+def fan_out(message: Message, subscribers: Iterable[Subscriber], delivery_id: Any, now: float) -> list[Delivery]:
     """One delivery per recipient and reachable target of the channels asked for (all of them by default).
 
     ``delivery_id(message_id, n)`` names the n-th delivery; ids only need to be unique and stable.
