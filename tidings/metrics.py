@@ -64,6 +64,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.messages = Counter("tidings_messages", "Messages accepted for pushing.", registry=self.registry)
+        self.stream_connections = Gauge(
+            "tidings_stream_connections", "Open live streams (SSE and WebSocket).", registry=self.registry
+        )
+        self.stream_drops = Gauge(
+            "tidings_stream_slow_drops", "Stream connections cut for falling behind.", registry=self.registry
+        )
+        self.open_circuits = Gauge(
+            "tidings_webhook_open_circuits", "Webhook hosts whose circuit is open.", registry=self.registry
+        )
+
     def for_request(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
         """The request counter and latency histogram of one route, method and status, looked up once."""
         key = (route, method, status)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tidings.core.otp import CheckResult, Refused
+from tidings.core.push import Counts, Delivery, Message, Subscriber
 from tidings.core.ratelimit import Limit
 from tidings.core.types import Channel, Job, SendOutcome, Verification
 
@@ -127,6 +128,59 @@ class Store(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+Fanout = Callable[[Message, list[Subscriber]], tuple[Message, list[Delivery], list[Job]]]
+"""Given a message and its recipients: the message as recorded, its deliveries and the jobs that carry them."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryContext:
+    """What preparing a batch of delivery jobs needs, read in one round trip."""
+
+    deliveries: dict[str, Delivery]
+    messages: dict[str, Message]
+    subscribers: dict[str, Subscriber]
+
+
+class PushStore(Protocol):
+    """Subscribers, messages and deliveries, and the live streams' message cache."""
+
+    async def put_subscriber(self, subscriber: Subscriber) -> tuple[Subscriber, bool]:
+        """Create or replace; True when it was created."""
+
+    async def get_subscriber(self, id: str) -> Subscriber | None: ...
+
+    async def delete_subscriber(self, id: str) -> bool: ...
+
+    async def create_message(self, message: Message, to: list[str] | None, plan: Fanout) -> tuple[Message, list[str]]:
+        """Resolve the recipients (``to``, or the message's topic) and write the message, its deliveries and their
+        jobs atomically; returns the message and the ids in ``to`` that name no subscriber."""
+
+    async def get_message(self, id: str) -> tuple[Message, Counts] | None: ...
+
+    async def list_deliveries(
+        self, message_id: str | None, status: str | None, after: int, limit: int
+    ) -> list[tuple[int, Delivery]]:
+        """Deliveries after the cursor ``after``, in order, with the cursor of each."""
+
+    async def retry_failed(self, message_id: str, jobs_for: Callable[[list[Delivery]], list[Job]], now: float) -> int:
+        """Queue a message's failed deliveries again, atomically; returns how many."""
+
+    async def delivery_context(self, ids: list[str]) -> DeliveryContext: ...
+
+    async def messages(self, ids: list[str]) -> dict[str, Message]: ...
+
+    async def stream_recipients(self, message_ids: list[str]) -> dict[str, list[str]]:
+        """Per message, the subscribers whose live stream has not had it yet."""
+
+    async def record_stream(self, message_id: str, subscriber_ids: list[str], now: float) -> None:
+        """Add a message to these subscribers' stream caches and count those deliveries delivered."""
+
+    async def stream_since(self, subscriber_id: str, since: str | None, limit: int, not_before: float) -> list[Message]:
+        """Cached messages of one stream after the message ``since``, oldest first."""
+
+    async def purge(self, now: float, retention: float, cache_age: float) -> int: ...
 
 
 class Queue(Protocol):

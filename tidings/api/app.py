@@ -10,26 +10,34 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from tidings.api import keys, ops, verifications
+from tidings.api import keys, messages, ops, streams, subscribers, verifications
 from tidings.api.client_ip import parse_networks
 from tidings.api.middlewares import handle_errors
 from tidings.api.openapi import document
 from tidings.api.state import STATE, State
-from tidings.backends import open_backend
+from tidings.backends import Backend, open_backend
+from tidings.channels.guard import guarded_client
+from tidings.channels.stream import Hub, Streams
+from tidings.channels.webhook import Webhooks
+from tidings.channels.webpush import WebPush, application_server_key, vapid_key
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
+from tidings.core.tokens import Tokens
 from tidings.dispatch.dispatcher import Dispatcher
 from tidings.dispatch.lane import Lane
 from tidings.keys import Keyring
+from tidings.messages import Messages, StreamJobs
 from tidings.metrics import Metrics
-from tidings.ports import Store
 from tidings.providers.client import HttpClient
 from tidings.providers.registry import PROVIDERS
+from tidings.subscribers import Subscribers
 from tidings.verification import Verifications
 
 log = logging.getLogger("tidings")
-ROUTERS = (verifications.router, keys.router, ops.router)
+ROUTERS = (verifications.router, subscribers.router, messages.router, streams.router, keys.router, ops.router)
 PURGE_EVERY = 600.0
+RETENTION = 7 * 86400.0
+"""Finished messages and their deliveries are kept this long after they expire."""
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -39,13 +47,21 @@ def create_app(settings: Settings) -> web.Application:
     ops.add_static(app)
     app[ops.OPENAPI] = document([endpoint for router in ROUTERS for endpoint in router.endpoints])
     app.cleanup_ctx.append(lambda app: _runtime(app, settings))
+    app.on_shutdown.append(_close_streams)
     return app
+
+
+async def _close_streams(app: web.Application) -> None:
+    """Open streams would hold a graceful stop for its whole grace time; their clients reconnect elsewhere."""
+    if STATE in app:
+        app[STATE].hub.close_all()
 
 
 async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[None]:
     async with open_backend(settings.database, settings.secret_key) as backend:
         metrics = Metrics()
-        verifications = Verifications(settings, backend.store, Sealer(backend.secret))
+        sealer = Sealer(backend.secret)
+        verifications = Verifications(settings, backend.store, sealer)
         keyring = Keyring(backend.store, settings.api_key)
         root_key = await keyring.ensure_root()
         if root_key is not None:
@@ -53,7 +69,9 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
                 f"Created the root API key (admin scope); it is shown only this once:\n\n    {root_key}\n",
                 flush=True,
             )
-        app[STATE] = State(
+        allow_private = settings.webhooks.allow_private_networks
+        people = Subscribers(backend.push, sealer, allow_private=allow_private, region=settings.region)
+        state = State(
             settings,
             backend.store,
             backend.queue,
@@ -61,23 +79,55 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
             verifications,
             metrics,
             parse_networks(settings.trusted_proxies),
+            backend.push,
+            people,
+            Messages(settings, backend.push, people),
+            Hub(settings.streams.buffer),
+            Tokens(backend.secret),
+            application_server_key(vapid_key(backend.secret)),
         )
+        app[STATE] = state
         http = HttpClient(settings.dispatch.request_timeout)
-        lanes = _lanes(settings, http)
+        outside = guarded_client(settings.webhooks.timeout, allow_private)
+        lanes = {**_lanes(settings, http), **_push_lanes(settings, state, backend, outside)}
         for lane, depth in (await backend.queue.depth()).items():
             if lane not in lanes:
                 log.warning("%d jobs wait for provider %r, which is not configured; they stay queued", depth, lane)
-        dispatcher = Dispatcher(backend.queue, lanes, {"verification": verifications}, settings.dispatch, metrics)
+        kinds = {"verification": verifications, "delivery": state.messages, "stream": StreamJobs(backend.push)}
+        dispatcher = Dispatcher(backend.queue, lanes, kinds, settings.dispatch, metrics)
         running = asyncio.create_task(dispatcher.run(), name="dispatcher")
-        purging = asyncio.create_task(_purge_forever(backend.store), name="purge")
+        background = [
+            asyncio.create_task(_purge_forever(backend, settings), name="purge"),
+            asyncio.create_task(state.hub.heartbeat_forever(settings.streams.heartbeat), name="heartbeat"),
+        ]
         try:
             yield
         finally:
             log.info("stopping: finishing or giving back the sends in flight")
-            purging.cancel()
+            for task in background:
+                task.cancel()
             await dispatcher.stop()
             await running
             await http.close()
+            await outside.close()
+
+
+def _push_lanes(settings: Settings, state: State, backend: Backend, outside: HttpClient) -> dict[str, Lane]:
+    hooks = settings.webhooks
+    webhooks = Webhooks(
+        outside,
+        allow_private=hooks.allow_private_networks,
+        per_host_concurrency=hooks.per_host_concurrency,
+        per_host_rate=hooks.per_host_rate,
+        breaker_threshold=hooks.breaker_threshold,
+        breaker_cooldown=hooks.breaker_cooldown,
+    )
+    webpush = WebPush(outside, vapid_key(backend.secret), settings.webpush.vapid_subject)
+    return {
+        "webhook": Lane(webhooks, hooks.concurrency, 0),
+        "webpush": Lane(webpush, settings.webpush.concurrency, 0),
+        "stream": Lane(Streams(backend.push, state.hub), 64, 0),
+    }
 
 
 def _lanes(settings: Settings, http: HttpClient) -> dict[str, Lane]:
@@ -97,10 +147,12 @@ def _lanes(settings: Settings, http: HttpClient) -> dict[str, Lane]:
     return lanes
 
 
-async def _purge_forever(store: Store) -> None:
+async def _purge_forever(backend: Backend, settings: Settings) -> None:
     while True:
         with contextlib.suppress(Exception):
-            removed = await store.purge(time.time())
+            now = time.time()
+            removed = await backend.store.purge(now)
+            removed += await backend.push.purge(now, RETENTION, settings.streams.cache_age)
             if removed:
                 log.info("purged %d expired rows", removed)
         await asyncio.sleep(PURGE_EVERY)

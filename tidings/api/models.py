@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidings.core.otp import MAX_CODE_LENGTH, MIN_CODE_LENGTH
-from tidings.core.types import Channel, Status, Verification
+from tidings.core.types import Channel, Status, Verification, rfc3339
 from tidings.ports import ApiKey
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-
-def rfc3339(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class StartVerification(Body):

@@ -82,12 +82,16 @@ def json(model: BaseModel, status: int = 200) -> web.Response:
 
 
 async def parse(request: web.Request, model: type[BaseModel]) -> Any:
-    """The JSON body validated against ``model``: 415 for another content type, 400 naming the bad field."""
-    if request.content_type != "application/json":
+    """The JSON body validated against ``model``: 415 for another content type, 400 naming the bad field.
+    No body at all reads as ``{}``, so a body whose fields are all optional may be left out."""
+    if not request.body_exists:
+        raw = b"{}"
+    elif request.content_type != "application/json":
         raise UnsupportedMediaType(
             f"send the body as JSON with `Content-Type: application/json` (got {request.content_type!r})"
         )
-    raw = await request.read()
+    else:
+        raw = await request.read()
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from tidings.api.client_ip import Network
+from tidings.channels.stream import Hub
 from tidings.core.settings import Settings
+from tidings.core.tokens import Tokens
 from tidings.keys import Keyring
+from tidings.messages import Messages
 from tidings.metrics import Metrics
-from tidings.ports import ApiKey, Queue, Store
+from tidings.ports import ApiKey, PushStore, Queue, Store
+from tidings.subscribers import Subscribers
 from tidings.verification import Verifications
 
 
@@ -24,6 +28,13 @@ class State:
     metrics: Metrics
     proxies: list[Network]
     """Trusted proxies, whose ``X-Forwarded-For`` names the client."""
+    push: PushStore
+    subscribers: Subscribers
+    messages: Messages
+    hub: Hub
+    tokens: Tokens
+    vapid_public_key: str
+    """The ``applicationServerKey`` browsers subscribe with."""
 
 
 STATE = web.AppKey("tidings", State)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tidings.backends.sqlite.db import Database
+from tidings.backends.sqlite.push import SqlitePush
 from tidings.backends.sqlite.queue import SqliteQueue
 from tidings.backends.sqlite.store import SqliteStore, schema
-from tidings.ports import Queue, Store
+from tidings.ports import PushStore, Queue, Store
 
 
 class BackendError(Exception):
@@ -25,6 +26,7 @@ class BackendError(Exception):
 class Backend:
     store: Store
     queue: Queue
+    push: PushStore
     secret: str
     """The server secret that seals codes at rest."""
 
@@ -51,7 +53,7 @@ async def open_backend(url: str, secret: str | None = None) -> AsyncIterator[Bac
         try:
             await queue.open(time.time())
             await store.open(time.time())
-            yield Backend(store, queue, secret or _secret_beside(path))
+            yield Backend(store, queue, SqlitePush(db, queue), secret or _secret_beside(path))
         finally:
             await store.close()
 

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from tidings.core.types import PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_NORMAL
+from tidings.core.types import PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_NORMAL, rfc3339
 
 SUBSCRIBER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 TOPIC = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_RECIPIENTS = 10_000
+SUBSCRIPTION_GONE = "subscription_gone"
+"""A push service no longer knows a Web Push subscription (404, 410): the subscriber loses it."""
 
 
 class ChannelType(StrEnum):
@@ -115,7 +117,7 @@ class Message:
             "data": self.data,
             "priority": self.priority,
             "topic": self.topic,
-            "created_at": self.created_at,
+            "created_at": rfc3339(self.created_at),
         }
 
 
@@ -209,3 +211,64 @@ class StreamCall:
     message_id: str
     event: bytes = field(repr=False)
     subscriber_ids: tuple[str, ...]
+
+
+# Plain-dict forms, for backends that keep records as JSON.
+
+
+def subscriber_record(subscriber: Subscriber) -> dict[str, Any]:
+    return {
+        "name": subscriber.name,
+        "locale": subscriber.locale,
+        "phone": subscriber.phone,
+        "email": subscriber.email,
+        "webhooks": [[hook.url, hook.secret] for hook in subscriber.webhooks],
+        "webpush": [[push.endpoint, push.p256dh, push.auth] for push in subscriber.webpush],
+        "topics": list(subscriber.topics),
+    }
+
+
+def subscriber_from_record(id: str, created_at: float, updated_at: float, record: dict[str, Any]) -> Subscriber:
+    return Subscriber(
+        id=id,
+        created_at=created_at,
+        updated_at=updated_at,
+        name=record["name"],
+        locale=record["locale"],
+        phone=record["phone"],
+        email=record["email"],
+        webhooks=tuple(WebhookEndpoint(*hook) for hook in record["webhooks"]),
+        webpush=tuple(WebPushSubscription(*push) for push in record["webpush"]),
+        topics=tuple(record["topics"]),
+    )
+
+
+def message_record(message: Message) -> dict[str, Any]:
+    return {
+        "title": message.title,
+        "body": message.body,
+        "data": message.data,
+        "priority": message.priority,
+        "send_at": message.send_at,
+        "topic": message.topic,
+        "channels": None if message.channels is None else [channel.value for channel in message.channels],
+    }
+
+
+def message_from_record(
+    id: str, created_at: float, expires_at: float, recipients: int, record: dict[str, Any]
+) -> Message:
+    channels = record["channels"]
+    return Message(
+        id=id,
+        title=record["title"],
+        body=record["body"],
+        data=record["data"],
+        priority=record["priority"],
+        created_at=created_at,
+        expires_at=expires_at,
+        send_at=record["send_at"],
+        topic=record["topic"],
+        channels=None if channels is None else tuple(ChannelType(channel) for channel in channels),
+        recipients=recipients,
+    )

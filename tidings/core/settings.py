@@ -105,8 +105,50 @@ class DispatchSettings(Section):
         return self
 
 
+class PushSettings(Section):
+    """Messages pushed to subscribers."""
+
+    default_ttl: float = Field(86400, gt=0, le=30 * 86400)
+    """Seconds a message stays worth delivering when it names no ``ttl``."""
+    max_attempts: int = Field(10, ge=1, le=100)
+    """Tries of one delivery before it fails (deferrals by a circuit breaker or a busy host do not count)."""
+    give_up_after: float = Field(86400, gt=0)
+    """Seconds after which an undelivered delivery fails, however few tries it had."""
+
+
 class WebhooksSettings(Section):
     allow_private_networks: bool = False
+    """Deliver to loopback, private, link-local and multicast addresses (refused by default: SSRF)."""
+    timeout: float = Field(10, gt=0)
+    concurrency: int = Field(1000, ge=1)
+    """Concurrent webhook requests in all."""
+    per_host_concurrency: int = Field(32, ge=1)
+    per_host_rate: float = Field(0, ge=0)
+    """Requests per second to one host; 0 is unlimited."""
+    breaker_threshold: int = Field(5, ge=1)
+    """Consecutive failures that open a host's circuit: its deliveries wait instead of taking up concurrency."""
+    breaker_cooldown: float = Field(30, gt=0)
+    """Seconds before an open circuit lets one probe through (doubling while the host stays down)."""
+
+
+class WebPushSettings(Section):
+    vapid_subject: str = Field("mailto:admin@localhost", pattern=r"^(mailto:|https://)")
+    """The contact push services see in the VAPID ``sub`` claim. The VAPID key derives from ``secret_key``."""
+    concurrency: int = Field(1000, ge=1)
+
+
+class StreamsSettings(Section):
+    """Live streams (SSE and WebSocket)."""
+
+    cache_size: int = Field(100, ge=0, le=100_000)
+    """Messages per subscriber kept for replay to a client that reconnects."""
+    cache_age: float = Field(12 * 3600, ge=0)
+    """Seconds a message is kept for replay."""
+    heartbeat: float = Field(15, gt=0)
+    buffer: int = Field(256, ge=1)
+    """Messages queued for one connection; a client that falls further behind is disconnected."""
+    token_ttl: float = Field(3600, gt=0, le=7 * 86400)
+    """Default lifetime of a subscriber token."""
 
 
 class Settings(Section):
@@ -127,7 +169,10 @@ class Settings(Section):
     verify: VerifySettings = VerifySettings()
     limits: LimitsSettings = LimitsSettings()
     dispatch: DispatchSettings = DispatchSettings()
+    push: PushSettings = PushSettings()
     webhooks: WebhooksSettings = WebhooksSettings()
+    webpush: WebPushSettings = WebPushSettings()
+    streams: StreamsSettings = StreamsSettings()
     providers: dict[str, dict[str, object]] = {}
 
     @property

@@ -5,8 +5,14 @@ Times are POSIX seconds (``float``) inside tidings; the API turns them into RFC 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+
+def rfc3339(timestamp: float) -> str:
+    """How times leave tidings: RFC 3339 in UTC, to the millisecond."""
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Status(StrEnum):

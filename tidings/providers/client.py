@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from tidings.core.types import Permanent, Transient
@@ -64,17 +65,30 @@ def outcome_for_status(response: Response, error: str | None = None, message: st
     return Permanent(code, text)
 
 
-class HttpClient:
-    """One pooled session for every provider, so connections are reused instead of opened per message."""
+class AddressRefused(OSError):
+    """Raised by a resolver that will not let the client reach a host at all (see ``channels.guard``); the request
+    comes back as ``Permanent(error)``, since asking again would be refused again."""
 
-    def __init__(self, timeout: float = 10.0) -> None:
+    error = "address_refused"
+
+
+class HttpClient:
+    """One pooled session for every provider, so connections are reused instead of opened per message.
+
+    ``resolver`` replaces aiohttp's own and is closed with the client.
+    """
+
+    def __init__(self, timeout: float = 10.0, resolver: AbstractResolver | None = None) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 5.0))
+        self.resolver = resolver
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+            connector = aiohttp.TCPConnector(
+                limit=0, ttl_dns_cache=300, enable_cleanup_closed=True, resolver=self.resolver
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self.timeout, headers={"User-Agent": "tidings"}
             )
@@ -89,7 +103,8 @@ class HttpClient:
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> Response | Transient:
+        allow_redirects: bool = True,
+    ) -> Response | Transient | Permanent:
         """Send a request; a timeout or connection failure comes back as a ``Transient`` outcome, not raised.
 
         A form is encoded here in one call rather than through aiohttp's ``FormData``, which costs several times
@@ -100,12 +115,16 @@ class HttpClient:
             headers = {**(headers or {}), "Content-Type": "application/x-www-form-urlencoded"}
         try:
             async with self.session.request(
-                method, url, data=data, json=json_body, headers=headers, params=params
+                method, url, data=data, json=json_body, headers=headers, params=params, allow_redirects=allow_redirects
             ) as answer:
                 body = await answer.read()
                 return Response(answer.status, answer.headers, body)
         except TimeoutError:
             return Transient("timeout", f"no answer from {_host(url)} in time")
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, AddressRefused):
+                return Permanent(exc.os_error.error, str(exc.os_error))
+            return Transient("connection_error", f"{type(exc).__name__} talking to {_host(url)}")
         except aiohttp.ClientError as exc:
             return Transient("connection_error", f"{type(exc).__name__} talking to {_host(url)}")
 
@@ -113,6 +132,8 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self.resolver is not None:
+            await self.resolver.close()
 
 
 def _host(url: str) -> str:

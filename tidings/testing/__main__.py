@@ -14,11 +14,12 @@ from aiohttp import web
 
 from tidings.server import new_loop
 
-EMULATORS = ("yunpian", "twilio", "aliyun")
+EMULATORS = ("yunpian", "twilio", "aliyun", "webpush")
 CREDENTIALS = {
     "yunpian": ("apikey",),
     "twilio": ("account_sid", "auth_token"),
     "aliyun": ("access_key_id", "access_key_secret"),
+    "webpush": (),
 }
 
 

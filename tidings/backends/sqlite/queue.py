@@ -15,21 +15,24 @@ from tidings.ports import Ack, Attempt, Drop, Reschedule, Settlement
 _JOB_COLUMNS = "id, kind, ref, lane, priority, attempts, run_at, expires_at, payload"
 
 
-def insert_job(connection: sqlite3.Connection, job: Job) -> None:
-    """Enqueue inside the caller's transaction, so a job commits together with what it sends."""
-    connection.execute(
+def insert_jobs(connection: sqlite3.Connection, jobs: list[Job]) -> None:
+    """Enqueue inside the caller's transaction, so jobs commit together with what they send."""
+    connection.executemany(
         f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            job.id,
-            job.kind,
-            job.ref,
-            job.lane,
-            job.priority,
-            job.attempts,
-            job.run_at,
-            job.expires_at,
-            json.dumps(job.payload),
-        ),
+        [
+            (
+                job.id,
+                job.kind,
+                job.ref,
+                job.lane,
+                job.priority,
+                job.attempts,
+                job.run_at,
+                job.expires_at,
+                json.dumps(job.payload),
+            )
+            for job in jobs
+        ],
     )
 
 
@@ -56,7 +59,7 @@ def _lease(connection: sqlite3.Connection, lane: str, limit: int, now: float, un
     return jobs
 
 
-SettleEffect = Callable[[sqlite3.Connection, Job, Settlement, float], None]
+SettleEffect = Callable[[sqlite3.Connection, Job, Settlement, Attempt | None, float], None]
 
 
 def _settle(
@@ -70,7 +73,7 @@ def _settle(
     for job, settlement, attempt in settled:
         effect = effects.get(job.kind)
         if effect is not None:
-            effect(connection, job, settlement, now)
+            effect(connection, job, settlement, attempt, now)
         if attempt is not None:
             connection.execute(
                 "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -72,3 +72,52 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created_at REAL NOT NULL,
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS subscribers (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL,          -- JSON; webhook secrets and Web Push auth secrets sealed
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS subscriber_topics (
+    topic TEXT NOT NULL,
+    subscriber_id TEXT NOT NULL,
+    PRIMARY KEY (topic, subscriber_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS subscriber_topics_by_subscriber ON subscriber_topics (subscriber_id);
+
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    recipients INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (expires_at);
+
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY,       -- the paging cursor
+    id TEXT NOT NULL UNIQUE,
+    message_id TEXT NOT NULL,
+    subscriber_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    target TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_message ON deliveries (message_id, status, seq);
+CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries (status, seq);
+
+-- The message cache of the live streams: what each subscriber's stream was sent, in order, for replay.
+CREATE TABLE IF NOT EXISTS stream_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    subscriber_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stream_events_by_subscriber ON stream_events (subscriber_id, seq);
+CREATE INDEX IF NOT EXISTS stream_events_by_time ON stream_events (at);

@@ -16,12 +16,12 @@ from importlib import resources
 
 from tidings.backends.sqlite.db import Database
 from tidings.backends.sqlite.limits import FLUSH_EVERY, LimitState
-from tidings.backends.sqlite.queue import SqliteQueue, insert_job
+from tidings.backends.sqlite.queue import SqliteQueue, insert_jobs
 from tidings.core import otp
 from tidings.core.otp import CheckResult, Refused
 from tidings.core.types import Channel, Job, Status, Verification
 from tidings.errors import StoreError
-from tidings.ports import Ack, ApiKey, Drop, Lookup, Settlement, Started, StartRequest
+from tidings.ports import Ack, ApiKey, Attempt, Drop, Lookup, Settlement, Started, StartRequest
 
 log = logging.getLogger("tidings.sqlite")
 RETENTION = 25 * 3600.0
@@ -88,7 +88,7 @@ def _start(
     if request.job is None:
         return Started(verification, resent), 0
     job = replace(request.job, id=otp.send_id(verification), ref=verification.id, expires_at=verification.expires_at)
-    insert_job(connection, job)
+    insert_jobs(connection, [job])
     return Started(verification, resent), 1
 
 
@@ -121,7 +121,9 @@ def _get_many(connection: sqlite3.Connection, ids: list[str]) -> dict[str, Verif
     return {row[0]: _verification(row) for row in rows}
 
 
-def verification_settled(connection: sqlite3.Connection, job: Job, settlement: Settlement, now: float) -> None:
+def verification_settled(
+    connection: sqlite3.Connection, job: Job, settlement: Settlement, attempt: Attempt | None, now: float
+) -> None:
     """A code was delivered, or every provider refused it: the verification keeps count."""
     if isinstance(settlement, Ack):
         connection.execute(

@@ -1,0 +1,57 @@
+"""A webhook receiver that checks signatures, and helpers to make subscribers of it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from tidings.testing import webhooks
+from tidings.testing.webhooks import Receiver
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class Hooks:
+    def __init__(self, url: str, receiver: Receiver) -> None:
+        self.url = url
+        self.receiver = receiver
+
+    def channel(self, name: str) -> dict[str, Any]:
+        return {"type": "webhook", "url": f"{self.url}/hook/{name}", "secret": SECRET}
+
+    def by_path(self) -> dict[str, list]:
+        found: dict[str, list] = {}
+        for hook in self.receiver.received:
+            found.setdefault(hook.path, []).append(hook)
+        return found
+
+
+@pytest.fixture
+def receiver(run_app) -> Callable[..., Awaitable[Hooks]]:
+    async def start(**options: Any) -> Hooks:
+        app = webhooks.create_app(secret_for=lambda path: SECRET, **options)
+        return Hooks(await run_app(app), app[webhooks.RECEIVER])
+
+    return start
+
+
+async def subscribe(api, hooks: Hooks, names: list[str], **extra: Any) -> None:
+    for name in names:
+        answer = await api.call("PUT", f"/v1/subscribers/{name}", {"channels": [hooks.channel(name)], **extra})
+        assert answer.status in (200, 201), answer.body
+
+
+async def finished(api, message_id: str, timeout: float = 20.0) -> dict:
+    """The message once no delivery is queued any more."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = await api.get(f"/v1/messages/{message_id}")
+        if answer.body["status"] == "done":
+            return answer.body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"message not done in time: {answer.body}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,129 @@
+"""Live streams over SSE and WebSocket: live delivery, replay after a reconnect, tokens, slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+
+import aiohttp
+import websockets
+
+from tests.conftest import ROOT_KEY
+
+
+async def sse_events(response: aiohttp.ClientResponse, count: int, timeout: float = 10.0) -> list[dict]:
+    """Read ``count`` message events off an SSE response (heartbeats and retry lines are skipped)."""
+    events: list[dict] = []
+    current: dict = {}
+
+    async def read() -> None:
+        async for raw in response.content:
+            line = raw.decode().rstrip("\n")
+            if line == "":
+                if "data" in current:
+                    events.append({"id": current.get("id"), **json.loads(current["data"])})
+                    if len(events) == count:
+                        return
+                current.clear()
+            elif not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                current[key] = value
+
+    await asyncio.wait_for(read(), timeout)
+    return events
+
+
+async def make_subscriber(api, name: str) -> None:
+    assert (await api.call("PUT", f"/v1/subscribers/{name}", {})).status in (200, 201)
+
+
+async def push(api, name: str, body: str) -> str:
+    sent = await api.post("/v1/messages", {"to": [name], "body": body, "channels": ["stream"]})
+    assert sent.status == 202, sent.body
+    return sent.body["id"]
+
+
+async def test_sse_live_and_replay_with_last_event_id(serve):
+    api = await serve()
+    await make_subscriber(api, "ada")
+    headers = {"Authorization": f"Bearer {ROOT_KEY}"}
+    async with api.session.get("/v1/subscribers/ada/stream", headers=headers) as response:
+        assert response.status == 200 and response.headers["Content-Type"].startswith("text/event-stream")
+        first = await push(api, "ada", "one")
+        [event] = await sse_events(response, 1)
+        assert event["id"] == first and event["body"] == "one"
+    second = await push(api, "ada", "two")
+    third = await push(api, "ada", "three")
+    await asyncio.sleep(0.3)
+    async with api.session.get("/v1/subscribers/ada/stream", headers={**headers, "Last-Event-ID": first}) as response:
+        events = await sse_events(response, 2)
+        assert [e["id"] for e in events] == [second, third]
+        fourth = await push(api, "ada", "four")
+        [live] = await sse_events(response, 1)
+        assert live["id"] == fourth
+
+
+async def test_websocket_live_and_replay_with_since(serve):
+    api = await serve()
+    await make_subscriber(api, "bob")
+    url = api.base_url.replace("http", "ws", 1).rstrip("/") + "/v1/subscribers/bob/ws"
+    headers = {"Authorization": f"Bearer {ROOT_KEY}"}
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        first = await push(api, "bob", "one")
+        event = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert event["id"] == first and event["body"] == "one"
+    second = await push(api, "bob", "two")
+    await asyncio.sleep(0.3)
+    async with websockets.connect(f"{url}?since={first}", additional_headers=headers) as ws:
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["id"] == second
+        third = await push(api, "bob", "three")
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["id"] == third
+
+
+async def test_a_subscriber_token_opens_that_stream_alone(serve):
+    api = await serve()
+    await make_subscriber(api, "ada")
+    await make_subscriber(api, "eve")
+    issued = await api.post("/v1/subscribers/ada/tokens", {"ttl": 120})
+    assert issued.status == 201 and issued.body["token"].startswith("stk_")
+    token = issued.body["token"]
+    async with api.session.get(f"/v1/subscribers/ada/stream?token={token}") as response:
+        assert response.status == 200
+        sent = await push(api, "ada", "hi")
+        assert (await sse_events(response, 1))[0]["id"] == sent
+    other = await api.get(f"/v1/subscribers/eve/stream?token={token}", key=None)
+    assert other.status == 401 and other.error == "invalid_token"
+    forged = await api.get(f"/v1/subscribers/ada/stream?token={token[:-2]}xx", key=None)
+    assert forged.status == 401
+    assert (await api.get("/v1/subscribers/ada/stream", key=None)).status == 401
+    assert (await api.get("/v1/subscribers/nobody/stream")).status == 404
+
+
+async def test_a_slow_client_is_dropped_without_holding_up_the_others(serve):
+    api = await serve({"streams": {"buffer": 32}})
+    await make_subscriber(api, "slow")
+    await make_subscriber(api, "fast")
+    headers = {"Authorization": f"Bearer {ROOT_KEY}"}
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", int(api.base_url.rstrip("/").rsplit(":", 1)[1])))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(
+        f"GET /v1/subscribers/slow/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ROOT_KEY}\r\n\r\n".encode()
+    )
+    await reader.readuntil(b"\r\n\r\n")  # the headers; then it never reads again
+    blob = {"blob": "x" * 60_000}
+    async with api.session.get("/v1/subscribers/fast/stream", headers=headers) as fast:
+        reading = asyncio.create_task(sse_events(fast, 150, timeout=30))
+        ids = []
+        for _ in range(150):
+            sent = await api.post("/v1/messages", {"to": ["slow", "fast"], "data": blob, "channels": ["stream"]})
+            ids.append(sent.body["id"])
+        assert [e["id"] for e in await reading] == ids
+    metrics = (await api.get("/metrics")).body
+    assert "tidings_stream_slow_drops 1.0" in metrics
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()

@@ -1,0 +1,122 @@
+"""``/v1/messages``: push one message to many subscribers, follow its deliveries, retry what failed."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tidings.api.push_models import DeliveryOut, DeliveryPage, MessageAccepted, MessageIn, MessageOut, Retried
+from tidings.api.routing import Router, json
+from tidings.api.state import STATE
+from tidings.core.push import DeliveryStatus, MessageStatus
+from tidings.errors import InvalidInput, Unavailable
+from tidings.messages import MessageInput
+
+router = Router()
+TAG = "messages"
+PAGE = 100
+MAX_PAGE = 1000
+
+
+@router.route(
+    "POST",
+    "/v1/messages",
+    summary="Push a message to subscribers (by id) or to a topic",
+    scope="send",
+    tag=TAG,
+    body=MessageIn,
+    answers={202: MessageAccepted},
+    errors=(400, 401, 403, 413, 415, 503),
+)
+async def send(request: web.Request, body: MessageIn) -> web.Response:
+    state = request.app[STATE]
+    if state.queue.queued >= state.settings.dispatch.max_queue:
+        raise Unavailable("the send queue is full; try again shortly", code="queue_full", retry_after=5)
+    message, unknown = await state.messages.send(
+        MessageInput(
+            to=body.to,
+            topic=body.topic,
+            title=body.title,
+            body=body.body,
+            data=body.data,
+            channels=body.channels,
+            priority=body.priority,
+            send_at=None if body.send_at is None else body.send_at.timestamp(),
+            ttl=body.ttl,
+        )
+    )
+    state.metrics.messages.inc()
+    accepted = MessageAccepted(id=message.id, status=MessageStatus.QUEUED, recipients=message.recipients,
+                               unknown=unknown[:100])  # fmt: skip
+    return json(accepted, 202)
+
+
+@router.route(
+    "GET",
+    "/v1/messages/{id}",
+    summary="A message, where it stands and its counts",
+    scope="read",
+    tag=TAG,
+    answers={200: MessageOut},
+    errors=(401, 403, 404),
+)
+async def get(request: web.Request) -> web.Response:
+    message, counts = await request.app[STATE].messages.get(request.match_info["id"])
+    return json(MessageOut.of(message, counts))
+
+
+@router.route(
+    "GET",
+    "/v1/messages/{id}/deliveries",
+    summary="A message's deliveries, one per recipient and channel, paged (`status`, `cursor`, `limit`)",
+    scope="read",
+    tag=TAG,
+    answers={200: DeliveryPage},
+    errors=(400, 401, 403, 404),
+)
+async def deliveries(request: web.Request) -> web.Response:
+    message, _ = await request.app[STATE].messages.get(request.match_info["id"])
+    return await _page(request, message.id)
+
+
+@router.route(
+    "GET",
+    "/v1/deliveries",
+    summary="Deliveries of every message, paged; `?status=failed` is the dead-letter view",
+    scope="read",
+    tag=TAG,
+    answers={200: DeliveryPage},
+    errors=(400, 401, 403),
+)
+async def all_deliveries(request: web.Request) -> web.Response:
+    return await _page(request, None)
+
+
+@router.route(
+    "POST",
+    "/v1/messages/{id}/retry",
+    summary="Queue a message's failed deliveries again (same delivery ids, fresh tries)",
+    scope="send",
+    tag=TAG,
+    answers={202: Retried},
+    errors=(401, 403, 404, 409),
+)
+async def retry(request: web.Request) -> web.Response:
+    id = request.match_info["id"]
+    retried = await request.app[STATE].messages.retry(id)
+    return json(Retried(id=id, retried=retried), 202)
+
+
+async def _page(request: web.Request, message_id: str | None) -> web.Response:
+    query = request.query
+    status = query.get("status")
+    if status is not None and status not in DeliveryStatus.__members__.values():
+        raise InvalidInput(f"status: one of {', '.join(DeliveryStatus)}", field="status")
+    cursor = query.get("cursor", "0")
+    limit = query.get("limit", str(PAGE))
+    if not cursor.isdigit():
+        raise InvalidInput("cursor: pass back the `next_cursor` of the previous page", field="cursor")
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+        raise InvalidInput(f"limit: a number from 1 to {MAX_PAGE}", field="limit")
+    rows = await request.app[STATE].messages.store.list_deliveries(message_id, status, int(cursor), int(limit))
+    next_cursor = str(rows[-1][0]) if len(rows) == int(limit) else None
+    return json(DeliveryPage(deliveries=[DeliveryOut.of(d) for _, d in rows], next_cursor=next_cursor))

@@ -1,0 +1,247 @@
+"""Request and response bodies of subscribers, messages and deliveries (validation and ``/openapi.json`` alike)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from tidings.api.models import Body
+from tidings.core.push import (
+    MAX_RECIPIENTS,
+    ChannelType,
+    Counts,
+    Delivery,
+    DeliveryStatus,
+    Message,
+    MessageStatus,
+    Subscriber,
+)
+from tidings.core.types import rfc3339
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+Url = Annotated[str, Field(min_length=8, max_length=2048)]
+
+
+class WebhookChannelIn(Body):
+    type: Literal["webhook"]
+    url: Url
+    secret: str | None = Field(None, max_length=200, description="`whsec_<base64>`; made for you when absent.")
+
+
+class PushKeys(Body):
+    p256dh: str = Field(min_length=20, max_length=200)
+    auth: str = Field(min_length=8, max_length=100)
+
+
+class WebPushChannelIn(Body):
+    type: Literal["webpush"]
+    endpoint: Url
+    keys: PushKeys
+
+
+class AddressChannelIn(Body):
+    """``sms`` and ``email`` reach the subscriber's ``phone`` and ``email``; listing them is optional."""
+
+    type: Literal["sms", "email"]
+
+
+ChannelIn = Annotated[WebhookChannelIn | WebPushChannelIn | AddressChannelIn, Field(discriminator="type")]
+
+
+class SubscriberIn(Body):
+    name: str | None = Field(None, max_length=200)
+    locale: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    phone: str | None = Field(None, min_length=1, max_length=32)
+    email: str | None = Field(None, min_length=3, max_length=320)
+    channels: list[ChannelIn] = Field([], max_length=20)
+    topics: list[Id] = Field([], max_length=100)
+
+    @model_validator(mode="after")
+    def _addresses_for_their_channels(self) -> SubscriberIn:
+        for channel in self.channels:
+            if isinstance(channel, AddressChannelIn):
+                address = self.phone if channel.type == "sms" else self.email
+                if address is None:
+                    field = "phone" if channel.type == "sms" else "email"
+                    raise ValueError(f"a {channel.type} channel needs `{field}`")
+        return self
+
+
+class WebhookChannelOut(BaseModel):
+    type: Literal["webhook"] = "webhook"
+    url: str
+    secret: str
+
+
+class WebPushChannelOut(BaseModel):
+    type: Literal["webpush"] = "webpush"
+    endpoint: str
+    keys: dict[str, str] = Field(description="`p256dh` only: the `auth` secret is not shown again.")
+
+
+class AddressChannelOut(BaseModel):
+    type: Literal["sms", "email"]
+    to: str
+
+
+class SubscriberOut(BaseModel):
+    id: str
+    name: str | None
+    locale: str | None
+    phone: str | None
+    email: str | None
+    channels: list[WebhookChannelOut | WebPushChannelOut | AddressChannelOut]
+    topics: list[str]
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, s: Subscriber) -> SubscriberOut:
+        channels: list[WebhookChannelOut | WebPushChannelOut | AddressChannelOut] = [
+            WebhookChannelOut(url=hook.url, secret=hook.secret) for hook in s.webhooks
+        ]
+        channels += [WebPushChannelOut(endpoint=push.endpoint, keys={"p256dh": push.p256dh}) for push in s.webpush]
+        if s.phone:
+            channels.append(AddressChannelOut(type="sms", to=s.phone))
+        if s.email:
+            channels.append(AddressChannelOut(type="email", to=s.email))
+        return cls(
+            id=s.id,
+            name=s.name,
+            locale=s.locale,
+            phone=s.phone,
+            email=s.email,
+            channels=channels,
+            topics=list(s.topics),
+            created_at=rfc3339(s.created_at),
+            updated_at=rfc3339(s.updated_at),
+        )
+
+
+class NewToken(Body):
+    ttl: int | None = Field(None, ge=60, le=7 * 86400, description="Seconds; `streams.token_ttl` by default.")
+
+
+class TokenOut(BaseModel):
+    token: str
+    subscriber_id: str
+    expires_at: str
+
+
+class VapidKey(BaseModel):
+    public_key: str = Field(description="Uncompressed P-256 point, base64url without padding.")
+
+
+class MessageIn(Body):
+    to: list[Id] | None = Field(None, min_length=1, max_length=MAX_RECIPIENTS)
+    topic: Id | None = None
+    title: str | None = Field(None, max_length=1000)
+    body: str | None = Field(None, max_length=10_000)
+    data: dict[str, Any] | None = None
+    channels: list[ChannelType] | None = Field(None, min_length=1)
+    priority: Literal["high", "normal", "low"] = "normal"
+    send_at: dt.datetime | None = Field(None, description="RFC 3339; deliver from then on.")
+    ttl: int | None = Field(None, ge=1, le=30 * 86400, description="Seconds the message stays worth delivering.")
+
+    @model_validator(mode="after")
+    def _one_audience(self) -> MessageIn:
+        if (self.to is None) == (self.topic is None):
+            raise ValueError("give exactly one of `to` (subscriber ids) or `topic`")
+        if self.send_at is not None and self.send_at.tzinfo is None:
+            raise ValueError("send_at needs a time zone (e.g. a trailing Z)")
+        return self
+
+
+class MessageAccepted(BaseModel):
+    id: str
+    status: MessageStatus
+    recipients: int
+    unknown: list[str] = Field([], description="Ids in `to` that name no subscriber; they were skipped.")
+
+
+class CountsOut(BaseModel):
+    queued: int
+    delivered: int
+    failed: int
+    expired: int
+
+
+class MessageOut(BaseModel):
+    id: str
+    status: MessageStatus
+    recipients: int
+    counts: CountsOut
+    title: str | None
+    body: str | None
+    data: dict[str, Any] | None
+    priority: str
+    topic: str | None
+    channels: list[ChannelType] | None
+    created_at: str
+    send_at: str | None
+    expires_at: str
+
+    @classmethod
+    def of(cls, m: Message, counts: Counts) -> MessageOut:
+        return cls(
+            id=m.id,
+            status=counts.status,
+            recipients=m.recipients,
+            counts=CountsOut(queued=counts.queued, delivered=counts.delivered, failed=counts.failed,
+                             expired=counts.expired),
+            title=m.title,
+            body=m.body,
+            data=m.data,
+            priority=m.priority,
+            topic=m.topic,
+            channels=None if m.channels is None else list(m.channels),
+            created_at=rfc3339(m.created_at),
+            send_at=None if m.send_at is None else rfc3339(m.send_at),
+            expires_at=rfc3339(m.expires_at),
+        )  # fmt: skip
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    message_id: str
+    subscriber_id: str
+    channel: ChannelType
+    target: str
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, d: Delivery) -> DeliveryOut:
+        target = d.target if d.channel in (ChannelType.WEBHOOK, ChannelType.STREAM) else _masked(d.target)
+        return cls(
+            id=d.id,
+            message_id=d.message_id,
+            subscriber_id=d.subscriber_id,
+            channel=d.channel,
+            target=target,
+            status=d.status,
+            attempts=d.attempts,
+            last_error=d.last_error,
+            created_at=rfc3339(d.created_at),
+            updated_at=rfc3339(d.updated_at),
+        )
+
+
+def _masked(target: str) -> str:
+    """Phone numbers, addresses and push endpoints (capability URLs) are shown only in part."""
+    return target[:12] + "…" if len(target) > 16 else target[:4] + "…"
+
+
+class DeliveryPage(BaseModel):
+    deliveries: list[DeliveryOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last one.")
+
+
+class Retried(BaseModel):
+    id: str
+    retried: int

@@ -1,0 +1,110 @@
+"""``/v1/subscribers``: who can receive pushed messages, where, and tokens for their browsers."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from tidings.api.push_models import (
+    NewToken,
+    SubscriberIn,
+    SubscriberOut,
+    TokenOut,
+    VapidKey,
+    WebhookChannelIn,
+    WebPushChannelIn,
+)
+from tidings.api.routing import Router, json
+from tidings.api.state import STATE
+from tidings.core.push import WebPushSubscription
+from tidings.core.types import rfc3339
+from tidings.subscribers import SubscriberInput, WebhookInput, checked_id
+
+router = Router()
+TAG = "subscribers"
+
+
+@router.route(
+    "PUT",
+    "/v1/subscribers/{id}",
+    summary="Create or replace a subscriber and where it can be reached",
+    scope="admin",
+    tag=TAG,
+    body=SubscriberIn,
+    answers={200: SubscriberOut, 201: SubscriberOut},
+    errors=(400, 401, 403, 422),
+)
+async def put(request: web.Request, body: SubscriberIn) -> web.Response:
+    given = SubscriberInput(
+        name=body.name,
+        locale=body.locale,
+        phone=body.phone,
+        email=body.email,
+        webhooks=tuple(WebhookInput(c.url, c.secret) for c in body.channels if isinstance(c, WebhookChannelIn)),
+        webpush=tuple(
+            WebPushSubscription(c.endpoint, c.keys.p256dh, c.keys.auth)
+            for c in body.channels
+            if isinstance(c, WebPushChannelIn)
+        ),
+        topics=tuple(body.topics),
+    )
+    subscriber, created = await request.app[STATE].subscribers.put(request.match_info["id"], given)
+    return json(SubscriberOut.of(subscriber), 201 if created else 200)
+
+
+@router.route(
+    "GET",
+    "/v1/subscribers/{id}",
+    summary="Read a subscriber",
+    scope="admin",
+    tag=TAG,
+    answers={200: SubscriberOut},
+    errors=(400, 401, 403, 404),
+)
+async def get(request: web.Request) -> web.Response:
+    return json(SubscriberOut.of(await request.app[STATE].subscribers.get(request.match_info["id"])))
+
+
+@router.route(
+    "DELETE",
+    "/v1/subscribers/{id}",
+    summary="Delete a subscriber (its queued deliveries are not sent)",
+    scope="admin",
+    tag=TAG,
+    answers={204: None},
+    errors=(400, 401, 403, 404),
+)
+async def delete(request: web.Request) -> web.Response:
+    await request.app[STATE].subscribers.delete(request.match_info["id"])
+    return web.Response(status=204)
+
+
+@router.route(
+    "POST",
+    "/v1/subscribers/{id}/tokens",
+    summary="A short-lived token that opens this subscriber's stream, fit for a browser",
+    scope="read",
+    tag=TAG,
+    body=NewToken,
+    answers={201: TokenOut},
+    errors=(400, 401, 403, 404),
+)
+async def token(request: web.Request, body: NewToken) -> web.Response:
+    state = request.app[STATE]
+    subscriber = await state.subscribers.get(checked_id(request.match_info["id"]))
+    expires_at = time.time() + (body.ttl or state.settings.streams.token_ttl)
+    issued = state.tokens.issue(subscriber.id, expires_at)
+    return json(TokenOut(token=issued, subscriber_id=subscriber.id, expires_at=rfc3339(expires_at)), 201)
+
+
+@router.route(
+    "GET",
+    "/v1/webpush/key",
+    summary="The VAPID public key: a page passes it to `pushManager.subscribe({applicationServerKey})`",
+    scope=None,
+    tag=TAG,
+    answers={200: VapidKey},
+)
+async def vapid(request: web.Request) -> web.Response:
+    return json(VapidKey(public_key=request.app[STATE].vapid_public_key))

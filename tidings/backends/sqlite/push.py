@@ -1,0 +1,366 @@
+"""Subscribers, messages, their deliveries and the live streams' message cache in SQLite.
+
+A message, every delivery it makes and every job that carries them out are written in one transaction, so a
+message is either accepted whole or not at all, and a crash cannot leave a delivery without its job.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+
+from tidings.backends.sqlite.db import Database
+from tidings.backends.sqlite.queue import SqliteQueue, insert_jobs
+from tidings.core.push import (
+    SUBSCRIPTION_GONE,
+    ChannelType,
+    Counts,
+    Delivery,
+    DeliveryStatus,
+    Message,
+    Subscriber,
+    message_from_record,
+    message_record,
+    subscriber_from_record,
+    subscriber_record,
+)
+from tidings.core.types import Job
+from tidings.ports import Ack, Attempt, DeliveryContext, Drop, Fanout, Reschedule, Settlement
+
+_IN_CHUNK = 500
+"""Ids per ``IN (...)`` list: below SQLite's limit on bound parameters."""
+_DELIVERY_COLUMNS = (
+    "id, message_id, subscriber_id, channel, target, status, attempts, last_error, created_at, updated_at"
+)
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+def _subscriber(row: tuple) -> Subscriber:
+    id, record, created_at, updated_at = row
+    return subscriber_from_record(id, created_at, updated_at, json.loads(record))
+
+
+def _message(row: tuple) -> Message:
+    id, record, created_at, expires_at, recipients = row
+    return message_from_record(id, created_at, expires_at, recipients, json.loads(record))
+
+
+def _delivery(row: tuple) -> Delivery:
+    id, message_id, subscriber_id, channel, target, status, *rest = row
+    return Delivery(id, message_id, subscriber_id, ChannelType(channel), target, DeliveryStatus(status), *rest)
+
+
+def _subscribers_by_id(connection: sqlite3.Connection, ids: list[str]) -> dict[str, Subscriber]:
+    found = {}
+    for chunk in _chunks(ids):
+        rows = connection.execute(
+            f"SELECT id, record, created_at, updated_at FROM subscribers WHERE id IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        )
+        found.update((row[0], _subscriber(row)) for row in rows)
+    return found
+
+
+def _put_subscriber(connection: sqlite3.Connection, subscriber: Subscriber) -> tuple[Subscriber, bool]:
+    row = connection.execute("SELECT created_at FROM subscribers WHERE id = ?", (subscriber.id,)).fetchone()
+    created_at = subscriber.created_at if row is None else row[0]
+    connection.execute(
+        "INSERT OR REPLACE INTO subscribers VALUES (?, ?, ?, ?)",
+        (subscriber.id, json.dumps(subscriber_record(subscriber)), created_at, subscriber.updated_at),
+    )
+    connection.execute("DELETE FROM subscriber_topics WHERE subscriber_id = ?", (subscriber.id,))
+    connection.executemany(
+        "INSERT INTO subscriber_topics VALUES (?, ?)", [(topic, subscriber.id) for topic in subscriber.topics]
+    )
+    return _subscribers_by_id(connection, [subscriber.id])[subscriber.id], row is None
+
+
+def _delete_subscriber(connection: sqlite3.Connection, id: str) -> bool:
+    connection.execute("DELETE FROM subscriber_topics WHERE subscriber_id = ?", (id,))
+    return connection.execute("DELETE FROM subscribers WHERE id = ?", (id,)).rowcount == 1
+
+
+def _create_message(
+    connection: sqlite3.Connection, message: Message, to: list[str] | None, plan: Fanout
+) -> tuple[Message, list[str], int]:
+    """Resolve the recipients, plan and write every delivery and job; returns the message, the ids that name no
+    subscriber, and how many jobs were queued."""
+    if to is not None:
+        found = _subscribers_by_id(connection, to)
+        subscribers = [found[id] for id in dict.fromkeys(to) if id in found]
+        unknown = [id for id in to if id not in found]
+    else:
+        rows = connection.execute(
+            """SELECT s.id, s.record, s.created_at, s.updated_at FROM subscriber_topics t
+               JOIN subscribers s ON s.id = t.subscriber_id WHERE t.topic = ? ORDER BY s.id""",
+            (message.topic,),
+        )
+        subscribers, unknown = [_subscriber(row) for row in rows], []
+    message, deliveries, jobs = plan(message, subscribers)
+    connection.execute(
+        "INSERT INTO messages VALUES (?, ?, ?, ?, ?)",
+        (message.id, json.dumps(message_record(message)), message.created_at, message.expires_at, message.recipients),
+    )
+    connection.executemany(
+        f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (d.id, d.message_id, d.subscriber_id, d.channel.value, d.target, d.status.value, d.attempts,
+             d.last_error, d.created_at, d.updated_at)
+            for d in deliveries
+        ],
+    )  # fmt: skip
+    insert_jobs(connection, jobs)
+    return message, unknown, len(jobs)
+
+
+def _get_message(connection: sqlite3.Connection, id: str) -> tuple[Message, Counts] | None:
+    row = connection.execute(
+        "SELECT id, record, created_at, expires_at, recipients FROM messages WHERE id = ?", (id,)
+    ).fetchone()
+    if row is None:
+        return None
+    counts = dict(
+        connection.execute(
+            "SELECT status, count(*) FROM deliveries WHERE message_id = ? GROUP BY status", (id,)
+        ).fetchall()
+    )
+    return _message(row), Counts(**counts)
+
+
+def _messages_by_id(connection: sqlite3.Connection, ids: list[str]) -> dict[str, Message]:
+    found = {}
+    for chunk in _chunks(ids):
+        rows = connection.execute(
+            "SELECT id, record, created_at, expires_at, recipients FROM messages"
+            f" WHERE id IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        )
+        found.update((row[0], _message(row)) for row in rows)
+    return found
+
+
+def _list_deliveries(
+    connection: sqlite3.Connection, message_id: str | None, status: str | None, after: int, limit: int
+) -> list[tuple[int, Delivery]]:
+    where, args = ["seq > ?"], [after]
+    if message_id is not None:
+        where.append("message_id = ?")
+        args.append(message_id)
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    rows = connection.execute(
+        f"SELECT seq, {_DELIVERY_COLUMNS} FROM deliveries WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
+        [*args, limit],
+    ).fetchall()
+    return [(row[0], _delivery(row[1:])) for row in rows]
+
+
+def _retry_failed(
+    connection: sqlite3.Connection, message_id: str, jobs_for: Callable[[list[Delivery]], list[Job]], now: float
+) -> int:
+    """Queue again every failed delivery of a message, under the same ids (receivers drop duplicates by id)."""
+    rows = connection.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ? AND status = ?",
+        (message_id, DeliveryStatus.FAILED.value),
+    ).fetchall()
+    failed = [_delivery(row) for row in rows]
+    connection.executemany(
+        "UPDATE deliveries SET status = ?, attempts = 0, last_error = NULL, updated_at = ? WHERE id = ?",
+        [(DeliveryStatus.QUEUED.value, now, delivery.id) for delivery in failed],
+    )
+    insert_jobs(connection, jobs_for(failed))
+    return len(failed)
+
+
+def _delivery_context(connection: sqlite3.Connection, ids: list[str]) -> DeliveryContext:
+    deliveries = {}
+    for chunk in _chunks(ids):
+        rows = connection.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+        )
+        deliveries.update((row[0], _delivery(row)) for row in rows)
+    messages = _messages_by_id(connection, list({d.message_id for d in deliveries.values()}))
+    subscribers = _subscribers_by_id(connection, list({d.subscriber_id for d in deliveries.values()}))
+    return DeliveryContext(deliveries, messages, subscribers)
+
+
+def _stream_recipients(connection: sqlite3.Connection, message_ids: list[str]) -> dict[str, list[str]]:
+    """The subscribers whose live stream still waits for each message."""
+    recipients: dict[str, list[str]] = {id: [] for id in message_ids}
+    for chunk in _chunks(message_ids):
+        rows = connection.execute(
+            f"""SELECT message_id, subscriber_id FROM deliveries
+                WHERE message_id IN ({", ".join("?" * len(chunk))}) AND status = ? AND channel = ? ORDER BY seq""",
+            [*chunk, DeliveryStatus.QUEUED.value, ChannelType.STREAM.value],
+        )
+        for message_id, subscriber_id in rows:
+            recipients[message_id].append(subscriber_id)
+    return recipients
+
+
+def _record_stream(connection: sqlite3.Connection, message_id: str, subscriber_ids: list[str], now: float) -> None:
+    """Put a message in its recipients' stream caches and count it delivered: from here a client that
+    reconnects gets it by replay, one that is connected gets it live."""
+    connection.executemany(
+        "INSERT INTO stream_events (subscriber_id, message_id, at) VALUES (?, ?, ?)",
+        [(id, message_id, now) for id in subscriber_ids],
+    )
+    _finish_stream(connection, message_id, DeliveryStatus.DELIVERED, None, now)
+
+
+def _finish_stream(
+    connection: sqlite3.Connection, message_id: str, status: DeliveryStatus, error: str | None, now: float
+) -> None:
+    connection.execute(
+        """UPDATE deliveries SET status = ?, attempts = attempts + 1, last_error = ?, updated_at = ?
+           WHERE message_id = ? AND channel = ? AND status = ?""",
+        (status.value, error, now, message_id, ChannelType.STREAM.value, DeliveryStatus.QUEUED.value),
+    )
+
+
+def _stream_since(
+    connection: sqlite3.Connection, subscriber_id: str, since: str | None, limit: int, not_before: float
+) -> list[Message]:
+    """The cached messages of one stream after ``since`` (a message id), oldest first, at most ``limit``.
+    An unknown ``since`` replays the whole cache: better a duplicate than a gap."""
+    after = 0
+    if since is not None:
+        row = connection.execute(
+            "SELECT seq FROM stream_events WHERE subscriber_id = ? AND message_id = ?", (subscriber_id, since)
+        ).fetchone()
+        after = row[0] if row else 0
+    rows = connection.execute(
+        """SELECT message_id FROM stream_events WHERE subscriber_id = ? AND seq > ? AND at >= ?
+           ORDER BY seq DESC LIMIT ?""",
+        (subscriber_id, after, not_before, limit),
+    ).fetchall()
+    ids = [row[0] for row in reversed(rows)]
+    found = _messages_by_id(connection, ids)
+    return [found[id] for id in ids if id in found]
+
+
+def delivery_settled(
+    connection: sqlite3.Connection, job: Job, settlement: Settlement, attempt: Attempt | None, now: float
+) -> None:
+    """A delivery's row follows its job: tries, the last error, and how it ended."""
+    error = attempt.error if attempt is not None else None
+    if isinstance(settlement, Ack):
+        status, error = DeliveryStatus.DELIVERED, None
+    elif isinstance(settlement, Reschedule):
+        connection.execute(
+            "UPDATE deliveries SET attempts = ?, last_error = coalesce(?, last_error), updated_at = ? WHERE id = ?",
+            (settlement.attempts, error, now, job.id),
+        )
+        return
+    else:
+        assert isinstance(settlement, Drop)
+        status = DeliveryStatus.EXPIRED if settlement.reason == "expired" else DeliveryStatus.FAILED
+        error = error or settlement.reason
+        if error == SUBSCRIPTION_GONE:
+            row = connection.execute("SELECT subscriber_id, target FROM deliveries WHERE id = ?", (job.id,)).fetchone()
+            if row is not None:
+                _forget_push_subscription(connection, *row, now)
+    counted = 0 if attempt is None else 1
+    connection.execute(
+        "UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = ?, updated_at = ? WHERE id = ?",
+        (status.value, counted, error, now, job.id),
+    )
+
+
+def stream_settled(
+    connection: sqlite3.Connection, job: Job, settlement: Settlement, attempt: Attempt | None, now: float
+) -> None:
+    """A stream job that was dropped (its message expired, say) ends its stream deliveries; a sent one was
+    already counted when it went into the cache."""
+    if isinstance(settlement, Drop):
+        status = DeliveryStatus.EXPIRED if settlement.reason == "expired" else DeliveryStatus.FAILED
+        _finish_stream(connection, job.ref, status, settlement.reason, now)
+
+
+def _forget_push_subscription(connection: sqlite3.Connection, subscriber_id: str, endpoint: str, now: float) -> None:
+    row = connection.execute("SELECT record FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
+    if row is None:
+        return
+    record = json.loads(row[0])
+    record["webpush"] = [push for push in record["webpush"] if push[0] != endpoint]
+    connection.execute(
+        "UPDATE subscribers SET record = ?, updated_at = ? WHERE id = ?", (json.dumps(record), now, subscriber_id)
+    )
+
+
+def _purge(connection: sqlite3.Connection, now: float, retention: float, cache_age: float) -> int:
+    removed = connection.execute("DELETE FROM stream_events WHERE at < ?", (now - cache_age,)).rowcount
+    old = [
+        row[0]
+        for row in connection.execute(
+            """SELECT id FROM messages m WHERE expires_at < ? AND NOT EXISTS
+               (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = ?)""",
+            (now - retention, DeliveryStatus.QUEUED.value),
+        )
+    ]
+    for chunk in _chunks(old):
+        marks = ", ".join("?" * len(chunk))
+        removed += connection.execute(f"DELETE FROM deliveries WHERE message_id IN ({marks})", chunk).rowcount
+        removed += connection.execute(f"DELETE FROM messages WHERE id IN ({marks})", chunk).rowcount
+    return removed
+
+
+class SqlitePush:
+    """The push half of the store (``ports.PushStore``) on the shared database thread."""
+
+    def __init__(self, db: Database, queue: SqliteQueue) -> None:
+        self.db = db
+        self.queue = queue
+        queue.effects["delivery"] = delivery_settled
+        queue.effects["stream"] = stream_settled
+
+    async def put_subscriber(self, subscriber: Subscriber) -> tuple[Subscriber, bool]:
+        return await self.db.run(_put_subscriber, subscriber)
+
+    async def get_subscriber(self, id: str) -> Subscriber | None:
+        return (await self.db.run(_subscribers_by_id, [id])).get(id)
+
+    async def delete_subscriber(self, id: str) -> bool:
+        return await self.db.run(_delete_subscriber, id)
+
+    async def create_message(self, message: Message, to: list[str] | None, plan: Fanout) -> tuple[Message, list[str]]:
+        created, unknown, queued = await self.db.run(_create_message, message, to, plan)
+        self.queue.notify(queued)
+        return created, unknown
+
+    async def get_message(self, id: str) -> tuple[Message, Counts] | None:
+        return await self.db.run(_get_message, id)
+
+    async def list_deliveries(
+        self, message_id: str | None, status: str | None, after: int, limit: int
+    ) -> list[tuple[int, Delivery]]:
+        return await self.db.run(_list_deliveries, message_id, status, after, limit)
+
+    async def retry_failed(self, message_id: str, jobs_for: Callable[[list[Delivery]], list[Job]], now: float) -> int:
+        retried = await self.db.run(_retry_failed, message_id, jobs_for, now)
+        self.queue.notify(retried)
+        return retried
+
+    async def delivery_context(self, ids: list[str]) -> DeliveryContext:
+        return await self.db.run(_delivery_context, ids)
+
+    async def messages(self, ids: list[str]) -> dict[str, Message]:
+        return await self.db.run(_messages_by_id, ids)
+
+    async def stream_recipients(self, message_ids: list[str]) -> dict[str, list[str]]:
+        return await self.db.run(_stream_recipients, message_ids)
+
+    async def record_stream(self, message_id: str, subscriber_ids: list[str], now: float) -> None:
+        await self.db.run(_record_stream, message_id, subscriber_ids, now)
+
+    async def stream_since(self, subscriber_id: str, since: str | None, limit: int, not_before: float) -> list[Message]:
+        return await self.db.run(_stream_since, subscriber_id, since, limit, not_before)
+
+    async def purge(self, now: float, retention: float, cache_age: float) -> int:
+        return await self.db.run(_purge, now, retention, cache_age)

@@ -1,0 +1,109 @@
+"""Keep webhooks off private networks (SSRF): a subscriber's URL must not make tidings call into the network it runs
+in, a cloud metadata service or an admin page on loopback.
+
+Checked twice: when a URL is registered (``check_url``, for a clear refusal), and again at every connection
+(``GuardedResolver``), since a name can resolve to a public address at registration and to a private one later (DNS
+rebinding). aiohttp does not consult the resolver for an IP literal, so the webhook sender checks those itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
+
+from tidings.core.netguard import is_public
+from tidings.providers.client import AddressRefused, HttpClient
+
+
+class PrivateAddress(AddressRefused):
+    """The URL leads, or may lead, somewhere other than the public internet.
+
+    An ``OSError`` so that a refusal inside the resolver reaches ``HttpClient`` intact and comes back as
+    ``Permanent("private_address")`` rather than as a connection error worth retrying.
+    """
+
+    error = "private_address"
+
+
+async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | None = None) -> None:
+    """Refuse a webhook URL: ``ValueError`` when it is malformed, ``PrivateAddress`` when its host is, or resolves
+    to, any non-public address, or does not resolve at all (where it leads cannot be checked).
+
+    ``resolver`` defaults to the system's ``getaddrinfo``.
+    """
+    try:
+        parsed = URL(url)
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if parsed.scheme not in ("http", "https"):
+        raise ValueError("a webhook URL must start with http:// or https://")
+    if parsed.user is not None or parsed.password is not None:
+        raise ValueError("a webhook URL must not hold a user name or password; sign with the webhook secret instead")
+    if not parsed.host:
+        raise ValueError("a webhook URL needs a host")
+    if allow_private:
+        return
+    host, port = parsed.host, parsed.port or 0
+    if is_literal(host):
+        addresses = [host]
+    else:
+        try:
+            addresses = await _resolve(host, port, resolver)
+        except OSError as exc:
+            raise PrivateAddress(f"{host} does not resolve ({exc}), so where it leads cannot be checked") from None
+    refused = [address for address in addresses if not is_public(address)]
+    if refused or not addresses:
+        shown = ", ".join(refused) or "nothing"
+        raise PrivateAddress(f"{host} leads to {shown}: only public addresses can receive webhooks")
+
+
+def is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _resolve(host: str, port: int, resolver: AbstractResolver | None) -> list[str]:
+    if resolver is not None:
+        return [found["host"] for found in await resolver.resolve(host, port, family=socket.AF_UNSPEC)]
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(address[0]) for _, _, _, _, address in infos]
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver with every non-public address dropped; a host left with none is refused.
+
+    Wraps ``resolver`` (aiohttp's default when None, made on first use since it wants a running loop) and closes it
+    when closed.
+    """
+
+    def __init__(self, resolver: AbstractResolver | None = None) -> None:
+        self._resolver = resolver
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if self._resolver is None:
+            self._resolver = DefaultResolver()
+        found = await self._resolver.resolve(host, port, family)
+        public = [result for result in found if is_public(result["host"])]
+        if not public:
+            raise PrivateAddress(f"{host} has no public address: only public addresses can receive webhooks")
+        return public
+
+    async def close(self) -> None:
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
+
+
+def guarded_client(timeout: float, allow_private: bool) -> HttpClient:
+    """The client webhooks go through: one that cannot connect to a private address, unless those are allowed."""
+    return HttpClient(timeout, resolver=None if allow_private else GuardedResolver())

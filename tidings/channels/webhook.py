@@ -1,0 +1,191 @@
+"""Webhooks: a signed POST to a subscriber's URL, as Standard Webhooks describes (https://www.standardwebhooks.com).
+
+Each destination host gets its own circuit breaker, concurrency bound and rate, so one slow or dead receiver holds
+up its own deliveries and nobody else's: what it cannot take now is deferred (not counted as a try) rather than
+waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import math
+import os
+import time
+from collections.abc import Callable
+
+from standardwebhooks import Webhook
+from yarl import URL
+
+from tidings.channels.guard import PrivateAddress, is_literal
+from tidings.core.breaker import Breaker, State
+from tidings.core.netguard import is_public
+from tidings.core.push import WebhookCall
+from tidings.core.ratelimit import Limit, gcra
+from tidings.core.types import Deferred, Delivered, Permanent, SendOutcome, Transient
+from tidings.providers.client import HttpClient, outcome_for_status
+
+SECRET_PREFIX = "whsec_"
+BUSY_WAIT = 1.0
+"""How long a delivery to a saturated host is put off."""
+MAX_COOLDOWN = 600.0
+"""The longest a dead host's circuit stays open between probes."""
+MAX_RATE_SLEEP = 1.0
+"""A wait for the host's rate shorter than this is slept through; a longer one is deferred."""
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(os.urandom(24)).decode()
+
+
+def valid_secret(secret: str) -> bool:
+    """A ``whsec_`` secret whose key is 24 to 64 bytes: shorter is guessable, longer is not a key anyone chose."""
+    if not secret.startswith(SECRET_PREFIX):
+        return False
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error:
+        return False
+    return 24 <= len(key) <= 64
+
+
+class _Host:
+    """What is known of one destination; dropped once nothing about it is worth remembering."""
+
+    __slots__ = ("breaker", "slots", "tat", "users", "waiting")
+
+    def __init__(self, breaker: Breaker, concurrency: int) -> None:
+        self.breaker = breaker
+        self.slots = asyncio.Semaphore(concurrency)
+        self.waiting = 0
+        self.users = 0
+        self.tat: float | None = None
+
+
+class Webhooks:
+    name = "webhook"
+
+    def __init__(
+        self,
+        http: HttpClient,
+        *,
+        allow_private: bool,
+        per_host_concurrency: int = 32,
+        per_host_rate: float = 0,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``http`` should come from ``channels.guard.guarded_client``: this sender checks IP literals only, and
+        relies on the client's resolver to keep names off private addresses."""
+        self.http = http
+        self.allow_private = allow_private
+        self.per_host_concurrency = per_host_concurrency
+        self.breaker_threshold = breaker_threshold
+        self.breaker_cooldown = breaker_cooldown
+        self.clock = clock
+        burst = math.ceil(per_host_rate)
+        self._rate = Limit("webhook_host", "", burst, burst / per_host_rate) if per_host_rate > 0 else None
+        self._hosts: dict[str, _Host] = {}
+
+    def breakers(self) -> dict[str, State]:
+        """The circuit of each host being sent to or lately failing, for metrics; a host doing well is left out."""
+        return {key: host.breaker.state for key, host in self._hosts.items()}
+
+    async def send(self, call: WebhookCall) -> SendOutcome:
+        try:
+            url = URL(call.url)
+        except ValueError:
+            url = URL()
+        if url.scheme not in ("http", "https") or not url.host:
+            return Permanent("invalid_url", "a webhook URL is an http:// or https:// URL with a host")
+        if not self.allow_private and is_literal(url.host) and not is_public(url.host):
+            return Permanent(PrivateAddress.error, f"{url.host} is not a public address")
+        if not valid_secret(call.secret):
+            return Permanent("invalid_secret", "a webhook secret is whsec_ and the base64 of 24 to 64 bytes")
+        signer = Webhook(call.secret)
+        key = f"[{url.host}]:{url.port}" if ":" in url.host else f"{url.host}:{url.port}"
+        host = self._hosts.get(key)
+        if host is None:
+            breaker = Breaker(self.breaker_threshold, self.breaker_cooldown, max(MAX_COOLDOWN, self.breaker_cooldown))
+            host = self._hosts[key] = _Host(breaker, self.per_host_concurrency)
+        until = host.breaker.allow(self.clock())
+        if until is not None:
+            return Deferred("circuit_open", until, f"{key} failed too often; the next try goes as a probe")
+        outcome: SendOutcome | None = None
+        host.users += 1
+        try:
+            outcome = await self._send_to(host, call, signer)
+            return outcome
+        finally:
+            host.users -= 1
+            self._report(key, host, outcome)
+
+    async def _send_to(self, host: _Host, call: WebhookCall, signer: Webhook) -> SendOutcome:
+        """Wait for one of the host's slots and its rate, unless that means queueing behind a full line."""
+        if host.slots.locked() and host.waiting >= self.per_host_concurrency:
+            return Deferred("host_busy", self.clock() + BUSY_WAIT, "too many requests in flight to this host")
+        host.waiting += 1
+        try:
+            await host.slots.acquire()
+        finally:
+            host.waiting -= 1
+        try:
+            now = self.clock()
+            wait = self._rate_wait(host, now)
+            if wait >= MAX_RATE_SLEEP:
+                return Deferred("rate_limited", now + wait, "this host's rate is used up")
+            if wait > 0:
+                await asyncio.sleep(wait)
+            return await self._post(call, signer)
+        finally:
+            host.slots.release()
+
+    def _rate_wait(self, host: _Host, now: float) -> float:
+        """Seconds before the host's rate allows a send; a wait short enough to sleep through is booked at once, so
+        those sleeping at the same time each get their own turn."""
+        if self._rate is None:
+            return 0.0
+        verdict = gcra(host.tat, now, self._rate)
+        if verdict.allowed:
+            host.tat = verdict.tat
+        elif verdict.retry_after < MAX_RATE_SLEEP:
+            host.tat = verdict.tat + self._rate.interval
+        return verdict.retry_after
+
+    async def _post(self, call: WebhookCall, signer: Webhook) -> SendOutcome:
+        timestamp = int(self.clock())
+        body = call.body.decode()
+        headers = {
+            "webhook-id": call.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signer.sign(call.id, dt.datetime.fromtimestamp(timestamp, dt.UTC), body),
+            "Content-Type": "application/json",
+            "User-Agent": "tidings",
+        }
+        answer = await self.http.request("POST", call.url, data=call.body, headers=headers, allow_redirects=False)
+        if isinstance(answer, Transient | Permanent):
+            return answer
+        if answer.ok:
+            return Delivered()
+        if 300 <= answer.status < 400:
+            return Permanent(f"http_{answer.status}", "redirects are not followed: register the final URL")
+        return outcome_for_status(answer)
+
+    def _report(self, key: str, host: _Host, outcome: SendOutcome | None) -> None:
+        """Tell the breaker how the host did. Only its silence or its server errors count against it: a 4xx is an
+        answer, a 429 is the host pacing us, and a deferral or a refused address never reached it."""
+        now = self.clock()
+        match outcome:
+            case Transient(error="http_429") | Permanent(error=PrivateAddress.error) | Deferred() | None:
+                host.breaker.released()
+            case Transient():
+                host.breaker.failed(now)
+            case _:
+                host.breaker.succeeded(now)
+        idle = host.users == 0 and host.breaker.state == "closed" and host.breaker.failures == 0
+        if idle and (host.tat is None or host.tat <= now) and self._hosts.get(key) is host:
+            del self._hosts[key]

@@ -1,0 +1,141 @@
+"""Subscribers as a service: validates where a subscriber can be reached, and keeps its secrets sealed at rest.
+
+A webhook secret must be used again to sign every delivery, and a Web Push ``auth`` secret to encrypt it, so they
+are sealed (AES-GCM under the server secret, bound to the subscriber) rather than hashed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from tidings.channels.guard import PrivateAddress, check_url
+from tidings.channels.webhook import new_secret, valid_secret
+from tidings.core.address import InvalidAddress, parse_email, parse_phone
+from tidings.core.push import SUBSCRIBER_ID, Subscriber, WebhookEndpoint, WebPushSubscription
+from tidings.core.sealing import Sealer
+from tidings.errors import InvalidInput, NotFound, Unprocessable
+from tidings.ports import PushStore
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookInput:
+    url: str
+    secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberInput:
+    name: str | None = None
+    locale: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    webhooks: tuple[WebhookInput, ...] = ()
+    webpush: tuple[WebPushSubscription, ...] = ()
+    topics: tuple[str, ...] = ()
+
+
+def checked_id(id: str) -> str:
+    if not SUBSCRIBER_ID.match(id):
+        raise InvalidInput(
+            "subscriber ids are 1-128 characters of A-Z a-z 0-9 . _ : -", field="subscriber_id", code="invalid_id"
+        )
+    return id
+
+
+class Subscribers:
+    def __init__(self, store: PushStore, sealer: Sealer, *, allow_private: bool, region: str | None) -> None:
+        self.store = store
+        self.sealer = sealer
+        self.allow_private = allow_private
+        self.region = region
+
+    async def put(self, id: str, given: SubscriberInput) -> tuple[Subscriber, bool]:
+        """Create or replace. A webhook given without a secret keeps the one its URL already had, so replacing a
+        subscriber does not break receivers that verify signatures; a new URL gets a new secret."""
+        checked_id(id)
+        previous = await self.store.get_subscriber(id)
+        known = {hook.url: hook.secret for hook in self._unseal(previous).webhooks} if previous else {}
+        webhooks = []
+        for n, hook in enumerate(given.webhooks):
+            await self._check_url(hook.url, f"channels[{n}].url")
+            if hook.secret is not None and not valid_secret(hook.secret):
+                raise InvalidInput(
+                    "a webhook secret is `whsec_` followed by 24 to 64 base64-encoded bytes",
+                    field=f"channels[{n}].secret",
+                )
+            secret = hook.secret or known.get(hook.url) or new_secret()
+            webhooks.append(WebhookEndpoint(hook.url, secret))
+        for n, push in enumerate(given.webpush):
+            await self._check_url(push.endpoint, f"channels[{n}].endpoint")
+        now = time.time()
+        subscriber = Subscriber(
+            id=id,
+            created_at=now,
+            updated_at=now,
+            name=given.name,
+            locale=given.locale,
+            phone=self._phone(given.phone),
+            email=self._email(given.email),
+            webhooks=tuple(webhooks),
+            webpush=given.webpush,
+            topics=tuple(dict.fromkeys(given.topics)),
+        )
+        stored, created = await self.store.put_subscriber(self._seal(subscriber))
+        return self._unseal(stored), created
+
+    async def get(self, id: str) -> Subscriber:
+        found = await self.store.get_subscriber(checked_id(id))
+        if found is None:
+            raise NotFound(f"no subscriber {id!r}", code="subscriber_not_found")
+        return self._unseal(found)
+
+    async def delete(self, id: str) -> None:
+        if not await self.store.delete_subscriber(checked_id(id)):
+            raise NotFound(f"no subscriber {id!r}", code="subscriber_not_found")
+
+    def unsealed(self, subscriber: Subscriber) -> Subscriber:
+        return self._unseal(subscriber)
+
+    async def _check_url(self, url: str, field: str) -> None:
+        try:
+            await check_url(url, self.allow_private)
+        except PrivateAddress as exc:
+            raise Unprocessable(
+                f"{field}: {exc} (set webhooks.allow_private_networks to allow it)",
+                code="private_address",
+                field=field,
+            ) from None
+        except ValueError as exc:
+            raise InvalidInput(f"{field}: {exc}", field=field) from None
+
+    def _phone(self, raw: str | None) -> str | None:
+        if raw is None:
+            return None
+        try:
+            return parse_phone(raw, self.region).e164
+        except InvalidAddress as exc:
+            raise InvalidInput(f"phone: {exc}", field="phone") from None
+
+    def _email(self, raw: str | None) -> str | None:
+        if raw is None:
+            return None
+        try:
+            return parse_email(raw)
+        except InvalidAddress as exc:
+            raise InvalidInput(f"email: {exc}", field="email") from None
+
+    def _seal(self, subscriber: Subscriber) -> Subscriber:
+        return self._convert(subscriber, lambda text: self.sealer.seal(text, subscriber.id).hex())
+
+    def _unseal(self, subscriber: Subscriber) -> Subscriber:
+        return self._convert(subscriber, lambda sealed: self.sealer.unseal(bytes.fromhex(sealed), subscriber.id))
+
+    @staticmethod
+    def _convert(subscriber: Subscriber, secret: Callable[[str], str]) -> Subscriber:
+        return replace(
+            subscriber,
+            webhooks=tuple(replace(hook, secret=secret(hook.secret)) for hook in subscriber.webhooks),
+            webpush=tuple(replace(push, auth=secret(push.auth)) for push in subscriber.webpush),
+        )
