@@ -25,7 +25,13 @@ class Server:
     """``tidings serve`` in its own process, as a user runs it."""
 
     def __init__(
-        self, folder: Path, sms_url: str, ttl: float = 600, concurrency: int = 2, port: int | None = None
+        self,
+        folder: Path,
+        sms_url: str,
+        ttl: float = 600,
+        concurrency: int = 2,
+        port: int | None = None,
+        extra: str = "",
     ) -> None:
         self.port = port or free_port()
         self.config = folder / "tidings.toml"
@@ -47,6 +53,7 @@ shutdown_grace = 5
 base_url = "{sms_url}"
 apikey = "{APIKEY}"
 concurrency = {concurrency}
+{extra}
 """
         )
         self.log = folder / "server.log"

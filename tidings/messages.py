@@ -174,6 +174,7 @@ class Messages:
                     text=text if delivery.channel is ChannelType.EMAIL else text.replace("\n", ": ", 1),
                     idempotency_key=delivery.id,
                     subject=message.title,
+                    params={"app_name": self.settings.verify.app_name},
                     locale=subscriber.locale or "en",
                 )
         raise AssertionError(delivery.channel)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.dispatch.conftest import yunpian_emulator  # noqa: F401 - a fixture these tests use too
 from tidings.testing import webhooks
 from tidings.testing.webhooks import Receiver
 

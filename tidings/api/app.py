@@ -90,6 +90,7 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
         http = HttpClient(settings.dispatch.request_timeout)
         outside = guarded_client(settings.webhooks.timeout, allow_private)
         lanes = {**_lanes(settings, http), **_push_lanes(settings, state, backend, outside)}
+        _watch(metrics, state.hub, lanes["webhook"].sender)
         for lane, depth in (await backend.queue.depth()).items():
             if lane not in lanes:
                 log.warning("%d jobs wait for provider %r, which is not configured; they stay queued", depth, lane)
@@ -145,6 +146,13 @@ def _lanes(settings: Settings, http: HttpClient) -> dict[str, Lane]:
             settings.dispatch.rate if provider_settings.rate is None else provider_settings.rate,
         )
     return lanes
+
+
+def _watch(metrics: Metrics, hub: Hub, webhooks: Webhooks) -> None:
+    """Gauges read when scraped, from the objects that know."""
+    metrics.stream_connections.set_function(lambda: hub.connections)
+    metrics.stream_drops.set_function(lambda: hub.dropped)
+    metrics.open_circuits.set_function(lambda: sum(state != "closed" for state in webhooks.breakers().values()))
 
 
 async def _purge_forever(backend: Backend, settings: Settings) -> None:

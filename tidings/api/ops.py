@@ -48,8 +48,6 @@ async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     for lane, depth in (await state.queue.depth()).items():
         state.metrics.queue_depth.labels(lane).set(depth)
-    state.metrics.stream_connections.set(state.hub.connections)
-    state.metrics.stream_drops.set(state.hub.dropped)
     response = web.Response(body=generate_latest(state.metrics.registry))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

@@ -112,20 +112,16 @@ class Webhooks:
         if host is None:
             breaker = Breaker(self.breaker_threshold, self.breaker_cooldown, max(MAX_COOLDOWN, self.breaker_cooldown))
             host = self._hosts[key] = _Host(breaker, self.per_host_concurrency)
-        until = host.breaker.allow(self.clock())
-        if until is not None:
-            return Deferred("circuit_open", until, f"{key} failed too often; the next try goes as a probe")
-        outcome: SendOutcome | None = None
         host.users += 1
         try:
-            outcome = await self._send_to(host, call, signer)
-            return outcome
+            return await self._send_to(key, host, call, signer)
         finally:
             host.users -= 1
-            self._report(key, host, outcome)
+            self._forget_if_idle(key, host)
 
-    async def _send_to(self, host: _Host, call: WebhookCall, signer: Webhook) -> SendOutcome:
-        """Wait for one of the host's slots and its rate, unless that means queueing behind a full line."""
+    async def _send_to(self, key: str, host: _Host, call: WebhookCall, signer: Webhook) -> SendOutcome:
+        """Wait for one of the host's slots and its rate, unless that means queueing behind a full line. The
+        circuit is asked once a slot is free, so what waited while the host was failing does not go out after it."""
         if host.slots.locked() and host.waiting >= self.per_host_concurrency:
             return Deferred("host_busy", self.clock() + BUSY_WAIT, "too many requests in flight to this host")
         host.waiting += 1
@@ -135,12 +131,21 @@ class Webhooks:
             host.waiting -= 1
         try:
             now = self.clock()
-            wait = self._rate_wait(host, now)
-            if wait >= MAX_RATE_SLEEP:
-                return Deferred("rate_limited", now + wait, "this host's rate is used up")
-            if wait > 0:
-                await asyncio.sleep(wait)
-            return await self._post(call, signer)
+            until = host.breaker.allow(now)
+            if until is not None:
+                return Deferred("circuit_open", until, f"{key} failed too often; the next try goes as a probe")
+            outcome: SendOutcome | None = None
+            try:
+                wait = self._rate_wait(host, now)
+                if wait >= MAX_RATE_SLEEP:
+                    outcome = Deferred("rate_limited", now + wait, "this host's rate is used up")
+                    return outcome
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                outcome = await self._post(call, signer)
+                return outcome
+            finally:
+                self._report(host, outcome)
         finally:
             host.slots.release()
 
@@ -175,7 +180,7 @@ class Webhooks:
             return Permanent(f"http_{answer.status}", "redirects are not followed: register the final URL")
         return outcome_for_status(answer)
 
-    def _report(self, key: str, host: _Host, outcome: SendOutcome | None) -> None:
+    def _report(self, host: _Host, outcome: SendOutcome | None) -> None:
         """Tell the breaker how the host did. Only its silence or its server errors count against it: a 4xx is an
         answer, a 429 is the host pacing us, and a deferral or a refused address never reached it."""
         now = self.clock()
@@ -186,6 +191,9 @@ class Webhooks:
                 host.breaker.failed(now)
             case _:
                 host.breaker.succeeded(now)
+
+    def _forget_if_idle(self, key: str, host: _Host) -> None:
+        now = self.clock()
         idle = host.users == 0 and host.breaker.state == "closed" and host.breaker.failures == 0
         if idle and (host.tat is None or host.tat <= now) and self._hosts.get(key) is host:
             del self._hosts[key]
