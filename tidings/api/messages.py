@@ -15,6 +15,11 @@ router = Router()
 TAG = "messages"
 PAGE = 100
 MAX_PAGE = 1000
+PAGING = {
+    "status": "Only deliveries in this status: queued, delivered, failed or expired.",
+    "cursor": "The `next_cursor` of the previous page.",
+    "limit": f"Deliveries per page, 1 to {MAX_PAGE} ({PAGE} by default).",
+}
 
 
 @router.route(
@@ -72,6 +77,7 @@ async def get(request: web.Request) -> web.Response:
     tag=TAG,
     answers={200: DeliveryPage},
     errors=(400, 401, 403, 404),
+    query=PAGING,
 )
 async def deliveries(request: web.Request) -> web.Response:
     message, _ = await request.app[STATE].messages.get(request.match_info["id"])
@@ -86,6 +92,7 @@ async def deliveries(request: web.Request) -> web.Response:
     tag=TAG,
     answers={200: DeliveryPage},
     errors=(400, 401, 403),
+    query=PAGING,
 )
 async def all_deliveries(request: web.Request) -> web.Response:
     return await _page(request, None)

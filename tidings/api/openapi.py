@@ -69,6 +69,10 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         for part in endpoint.path.split("/")
         if part.startswith("{")
     ]
+    parameters += [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+        for name, text in endpoint.query.items()
+    ]
     if endpoint.method == "POST" and endpoint.scope is not None:
         parameters.append(
             {

@@ -29,7 +29,8 @@ class Endpoint:
     answers: dict[int, type[BaseModel] | None]
     tag: str
     errors: tuple[int, ...] = ()
-    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    """Query parameters, with what each does (for the OpenAPI document)."""
 
 
 class Router:
@@ -47,10 +48,11 @@ class Router:
         body: type[BaseModel] | None = None,
         answers: dict[int, type[BaseModel] | None] | None = None,
         errors: tuple[int, ...] = (),
+        query: dict[str, str] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
-                Endpoint(method, path, handler, summary, scope, body, answers or {200: None}, tag, errors)
+                Endpoint(method, path, handler, summary, scope, body, answers or {200: None}, tag, errors, query or {})
             )
             return handler
 

@@ -25,6 +25,7 @@ from tidings.subscribers import checked_id
 
 router = Router()
 TAG = "streams"
+AUTH = {"token": "A subscriber token (`stk_...`) instead of an API key, for browsers (EventSource sets no headers)."}
 
 
 @router.route(
@@ -34,6 +35,7 @@ TAG = "streams"
     scope=None,
     tag=TAG,
     errors=(400, 401, 403, 404),
+    query={**AUTH, "since": "Replay the cached messages after this message id (as `Last-Event-ID` does)."},
 )
 async def sse(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
@@ -63,6 +65,7 @@ async def sse(request: web.Request) -> web.StreamResponse:
     scope=None,
     tag=TAG,
     errors=(400, 401, 403, 404),
+    query={**AUTH, "since": "Replay the cached messages after this message id."},
 )
 async def websocket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
