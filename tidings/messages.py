@@ -173,7 +173,7 @@ class Messages:
                     to=delivery.target,
                     text=text if delivery.channel is ChannelType.EMAIL else text.replace("\n", ": ", 1),
                     idempotency_key=delivery.id,
-                    subject=message.title,
+                    subject=message.title or self.settings.verify.app_name,
                     params={"app_name": self.settings.verify.app_name},
                     locale=subscriber.locale or "en",
                 )

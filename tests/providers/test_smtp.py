@@ -153,3 +153,17 @@ async def test_email_verification_end_to_end(serve, smtp_server):
     code = CODE.search(received.get_payload()).group(1)
     checked = await api.post("/v1/verifications/check", {"to": "Ada@example.com", "code": code})
     assert checked.body["valid"] is True
+
+
+async def test_a_pushed_message_goes_out_by_email(serve, smtp_server):
+    port, inbox = smtp_server()
+    api = await serve({"providers": {"smtp": {"port": port}}})
+    assert (await api.call("PUT", "/v1/subscribers/ada", {"email": "ada@example.com"})).status == 201
+    sent = await api.post("/v1/messages", {"to": ["ada"], "title": "Invoice", "body": "Paid.", "channels": ["email"]})
+    for _ in range(200):
+        if inbox.messages:
+            break
+        await asyncio.sleep(0.02)
+    [received] = inbox.messages
+    assert received["Subject"] == "Invoice" and received.get_payload().split() == ["Invoice", "Paid."]
+    assert received["X-Tidings-Id"].startswith("dlv_") and sent.status == 202
