@@ -189,3 +189,15 @@ async def test_ten_thousand_recipients_are_accepted_in_well_under_a_second(serve
     elapsed = time.perf_counter() - started
     assert sent.status == 202 and sent.body["recipients"] == 10_000
     assert elapsed < 1.0, elapsed
+
+
+async def test_a_delivery_gives_up_after_its_tries(serve, receiver):
+    hooks = await receiver(status=503)
+    api = await serve({"push": {"max_attempts": 3}, "webhooks": {"breaker_threshold": 1000}})
+    await subscribe(api, hooks, ["a"])
+    sent = await api.post("/v1/messages", {"to": ["a"], "body": "x", "channels": ["webhook"]})
+    done = await finished(api, sent.body["id"])
+    assert done["counts"]["failed"] == 1
+    [delivery] = (await api.get(f"/v1/messages/{sent.body['id']}/deliveries")).body["deliveries"]
+    assert (delivery["attempts"], delivery["last_error"]) == (3, "http_503")
+    assert len(hooks.receiver.received) == 3

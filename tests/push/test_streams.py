@@ -127,3 +127,22 @@ async def test_a_slow_client_is_dropped_without_holding_up_the_others(serve):
     writer.close()
     with contextlib.suppress(ConnectionError):
         await writer.wait_closed()
+
+
+async def test_idle_streams_get_heartbeats(serve):
+    api = await serve({"streams": {"heartbeat": 0.1}})
+    await make_subscriber(api, "ada")
+    async with api.session.get("/v1/subscribers/ada/stream", headers={"Authorization": f"Bearer {ROOT_KEY}"}) as sse:
+        lines = []
+        while b": ping\n" not in lines:
+            lines.append(await asyncio.wait_for(sse.content.readline(), 2))
+
+
+async def test_replay_keeps_only_the_newest_cache_size_messages(serve):
+    api = await serve({"streams": {"cache_size": 3}})
+    await make_subscriber(api, "ada")
+    ids = [await push(api, "ada", str(n)) for n in range(6)]
+    await asyncio.sleep(0.3)
+    headers = {"Authorization": f"Bearer {ROOT_KEY}", "Last-Event-ID": "msg_unknown"}
+    async with api.session.get("/v1/subscribers/ada/stream", headers=headers) as sse:
+        assert [e["id"] for e in await sse_events(sse, 3)] == ids[3:]
