@@ -102,7 +102,7 @@ async def test_a_subscriber_token_opens_that_stream_alone(serve):
 
 
 async def test_a_slow_client_is_dropped_without_holding_up_the_others(serve):
-    api = await serve({"streams": {"buffer": 32}})
+    api = await serve({"streams": {"buffer": 1024 * 1024}})
     await make_subscriber(api, "slow")
     await make_subscriber(api, "fast")
     headers = {"Authorization": f"Bearer {ROOT_KEY}"}
@@ -146,3 +146,21 @@ async def test_replay_keeps_only_the_newest_cache_size_messages(serve):
     headers = {"Authorization": f"Bearer {ROOT_KEY}", "Last-Event-ID": "msg_unknown"}
     async with api.session.get("/v1/subscribers/ada/stream", headers=headers) as sse:
         assert [e["id"] for e in await sse_events(sse, 3)] == ids[3:]
+
+
+async def test_an_http_1_0_client_gets_unchunked_events(serve):
+    api = await serve()
+    await make_subscriber(api, "ada")
+    port = int(api.base_url.rstrip("/").rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET /v1/subscribers/ada/stream HTTP/1.0\r\nAuthorization: Bearer {ROOT_KEY}\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert b"chunked" not in head.lower()
+    sent = await push(api, "ada", "old school")
+    data = b""
+    while b"old school" not in data:
+        data += await asyncio.wait_for(reader.read(4096), 5)
+    assert f"id: {sent}\nevent: message\ndata: ".encode() in data
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from tidings.api.auth import authorize
 from tidings.api.routing import Router
@@ -41,20 +41,18 @@ async def sse(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     subscriber_id = await _authorized(request)
     since = request.headers.get("Last-Event-ID") or request.query.get("since")
-    listener, missed = await _open(state, subscriber_id, since)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
-    try:
-        await response.prepare(request)
-        listener.on_drop = _aborter(request)
-        await response.write(b"retry: 2000\n\n" + b"".join(_event(message).sse for message in missed))
-        async for event in _live(listener, missed):
-            await response.write(event.sse)
-    except (ConnectionError, asyncio.CancelledError):
-        pass
-    finally:
-        state.hub.leave(listener)
+    if request.version >= (1, 1):
+        response.enable_chunked_encoding()  # said here, so that live events can be framed the same way
+    await response.prepare(request)
+    kind = "sse-chunked" if response.chunked else "sse"
+    async with _listening(request, subscriber_id, kind) as listener:
+        missed = await _missed(state, subscriber_id, since)
+        await response.write(b"retry: 2000\n\n" + b"".join(_event(message).framed("sse") for message in missed))
+        listener.go_live({message.id for message in missed})
+        await listener.done
     return response
 
 
@@ -70,26 +68,30 @@ async def sse(request: web.Request) -> web.StreamResponse:
 async def websocket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     subscriber_id = await _authorized(request)
-    listener, missed = await _open(state, subscriber_id, request.query.get("since"))
-    ws = web.WebSocketResponse(heartbeat=state.settings.streams.heartbeat)
+    ws = web.WebSocketResponse(heartbeat=state.settings.streams.heartbeat, compress=False)
+    await ws.prepare(request)
+    async with _listening(request, subscriber_id, "ws") as listener:
+        missed = await _missed(state, subscriber_id, request.query.get("since"))
+        for message in missed:
+            await ws.send_str(_event(message).data.decode())
+        listener.go_live({message.id for message in missed})
+        async for _ in ws:  # what the client sends is ignored; reading answers its pings and sees it close
+            pass
+    return ws
+
+
+@contextlib.asynccontextmanager
+async def _listening(request: web.Request, subscriber_id: str, kind: str) -> AsyncIterator[Listener]:
+    """Registered before the cache is read, so nothing sent meanwhile is missed; gone when the stream ends."""
+    hub = request.app[STATE].hub
+    assert request.transport is not None
+    listener = hub.listen(subscriber_id, request.transport, kind)
     try:
-        await ws.prepare(request)
-        listener.on_drop = _aborter(request)
-        reading = asyncio.create_task(_drain(ws, listener))
-        try:
-            for message in missed:
-                await ws.send_str(_event(message).data.decode())
-            async for event in _live(listener, missed):
-                if event.id is not None:  # aiohttp's own heartbeat keeps a WebSocket alive
-                    await ws.send_str(event.data.decode())
-        finally:
-            reading.cancel()
-            await ws.close()
+        yield listener
     except (ConnectionError, asyncio.CancelledError):
         pass
     finally:
-        state.hub.leave(listener)
-    return ws
+        hub.leave(listener)
 
 
 async def _authorized(request: web.Request) -> str:
@@ -109,44 +111,10 @@ async def _authorized(request: web.Request) -> str:
     return subscriber_id
 
 
-async def _open(state: State, subscriber_id: str, since: str | None) -> tuple[Listener, list[Message]]:
-    listener = state.hub.listen(subscriber_id)
+async def _missed(state: State, subscriber_id: str, since: str | None) -> list[Message]:
     streams = state.settings.streams
-    try:
-        missed = await state.push.stream_since(
-            subscriber_id, since, streams.cache_size, time.time() - streams.cache_age
-        )
-    except BaseException:
-        state.hub.leave(listener)
-        raise
-    return listener, missed
-
-
-async def _live(listener: Listener, missed: list[Message]) -> AsyncIterator[StreamEvent]:
-    replayed = {message.id for message in missed}
-    while (event := await listener.next()) is not None:
-        if event.id in replayed:
-            replayed.discard(event.id)
-            continue
-        yield event
+    return await state.push.stream_since(subscriber_id, since, streams.cache_size, time.time() - streams.cache_age)
 
 
 def _event(message: Message) -> StreamEvent:
     return StreamEvent(message.id, encode(message.event()))
-
-
-def _aborter(request: web.Request) -> Callable[[], None]:
-    def abort() -> None:
-        if request.transport is not None:
-            request.transport.abort()
-
-    return abort
-
-
-async def _drain(ws: web.WebSocketResponse, listener: Listener) -> None:
-    """Read (and ignore) what the client sends, so control frames are answered; a close ends the stream."""
-    with contextlib.suppress(Exception):
-        async for message in ws:
-            if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
-                break
-    listener.close()

@@ -1,15 +1,16 @@
 """Live streams: the connections open in this process, and the sender that puts a message on them.
 
-A message is encoded once and the same bytes go to every connection. Each connection has a bounded buffer: a
-client that falls that far behind is disconnected (it replays what it missed when it comes back), so one slow
-reader never holds up the others or grows the server's memory.
+A message is framed once (an SSE event in an HTTP chunk, a WebSocket text frame) and the same bytes are written
+straight to every connection's transport: no task wakes up per connection, so one message reaches tens of
+thousands of streams in a few milliseconds of work each thousand. A connection whose unsent bytes pass its limit is
+cut (the client replays what it missed when it comes back), so one slow reader never holds up the others or grows
+the server's memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,66 +21,102 @@ from tidings.ports import PushStore
 
 @dataclass(slots=True)
 class StreamEvent:
-    """One message as every stream carries it; ``None`` as an id is a heartbeat."""
+    """One message as every stream carries it; an empty id is a heartbeat."""
 
-    id: str | None
+    id: str
     data: bytes
-    _sse: bytes | None = field(default=None, repr=False)
+    _frames: dict[str, bytes] = field(default_factory=dict, repr=False)
 
-    @property
-    def sse(self) -> bytes:
-        """The Server-Sent Events frame, built once however many connections send it."""
-        if self._sse is None:
-            if self.id is None:
-                self._sse = b": ping\n\n"
-            else:
-                self._sse = b"id: " + self.id.encode() + b"\nevent: message\ndata: " + self.data + b"\n\n"
-        return self._sse
+    def framed(self, kind: str) -> bytes:
+        """The bytes for one kind of connection, built once however many connections get them."""
+        frame = self._frames.get(kind)
+        if frame is None:
+            frame = self._frames[kind] = FRAMINGS[kind](self)
+        return frame
 
 
-HEARTBEAT = StreamEvent(None, b"")
+def _sse(event: StreamEvent) -> bytes:
+    if not event.id:
+        return b": ping\n\n"
+    return b"id: " + event.id.encode() + b"\nevent: message\ndata: " + event.data + b"\n\n"
+
+
+def _chunk(payload: bytes) -> bytes:
+    """HTTP/1.1 chunked framing, as the response to an HTTP/1.1 client is sent."""
+    return b"%x\r\n%b\r\n" % (len(payload), payload)
+
+
+def _ws_text(event: StreamEvent) -> bytes:
+    """An unmasked RFC 6455 text frame (server to client). Written here because aiohttp's writer frames per
+    connection, while here one frame serves them all. Heartbeats are aiohttp's own pings: no frame."""
+    if not event.id:
+        return b""
+    size = len(event.data)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + event.data
+
+
+FRAMINGS: dict[str, Callable[[StreamEvent], bytes]] = {
+    "sse": _sse,
+    "sse-chunked": lambda event: _chunk(_sse(event)),
+    "ws": _ws_text,
+}
+HEARTBEAT = StreamEvent("", b"")
 
 
 class Listener:
-    """One open connection's queue of events."""
+    """One open connection. Until ``go_live`` (while the handler replays the cache) events are held back, so the
+    replay and the live events arrive in order and each once."""
 
-    __slots__ = ("_events", "_limit", "_ready", "dropped", "on_drop", "subscriber_id")
+    __slots__ = ("_held", "_limit", "cut", "done", "kind", "subscriber_id", "transport")
 
-    def __init__(self, subscriber_id: str, limit: int) -> None:
+    def __init__(self, subscriber_id: str, transport: asyncio.Transport, kind: str, limit: int) -> None:
         self.subscriber_id = subscriber_id
-        self._events: deque[StreamEvent] = deque()
+        self.transport = transport
+        self.kind = kind
         self._limit = limit
-        self._ready = asyncio.Event()
-        self.dropped = False
-        self.on_drop: Callable[[], None] | None = None
-        """Called when the buffer overflows, to cut the connection even while a write to it is stuck."""
+        self._held: list[StreamEvent] | None = []
+        self.cut = False
+        """Cut for falling behind."""
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Resolved when the connection is over: the client left, fell behind, or the server stops."""
 
     def push(self, event: StreamEvent) -> bool:
-        if self.dropped:
+        """Send ``event`` now; False when the connection is over or was just cut for falling behind."""
+        if self.done.done():
             return False
-        if len(self._events) >= self._limit:
-            self.dropped = True
-            self._ready.set()
-            if self.on_drop is not None:
-                self.on_drop()
+        if self._held is not None:
+            self._held.append(event)
+            return True
+        transport = self.transport
+        if transport.is_closing():
+            self.close()
             return False
-        self._events.append(event)
-        self._ready.set()
+        if transport.get_write_buffer_size() > self._limit:
+            self.cut = True
+            transport.abort()
+            self.close()
+            return False
+        frame = event.framed(self.kind)
+        if frame:
+            transport.write(frame)
         return True
 
-    def close(self) -> None:
-        """The client went away: end ``next``."""
-        self.dropped = True
-        self._ready.set()
+    def go_live(self, replayed: set[str]) -> None:
+        """The replay is written: send what arrived meanwhile (but what the replay had), then everything at once."""
+        held, self._held = self._held or [], None
+        for event in held:
+            if event.id not in replayed:
+                self.push(event)
 
-    async def next(self) -> StreamEvent | None:
-        """The next event; None once the connection is to be dropped."""
-        while not self._events:
-            if self.dropped:
-                return None
-            self._ready.clear()
-            await self._ready.wait()
-        return None if self.dropped else self._events.popleft()
+    def close(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 class Hub:
@@ -95,17 +132,13 @@ class Hub:
     def connections(self) -> int:
         return sum(len(listeners) for listeners in self._listeners.values())
 
-    def close_all(self) -> None:
-        for listeners in self._listeners.values():
-            for listener in listeners:
-                listener.close()
-
-    def listen(self, subscriber_id: str) -> Listener:
-        listener = Listener(subscriber_id, self.buffer)
+    def listen(self, subscriber_id: str, transport: asyncio.Transport, kind: str) -> Listener:
+        listener = Listener(subscriber_id, transport, kind, self.buffer)
         self._listeners.setdefault(subscriber_id, set()).add(listener)
         return listener
 
     def leave(self, listener: Listener) -> None:
+        listener.close()
         listeners = self._listeners.get(listener.subscriber_id)
         if listeners is not None:
             listeners.discard(listener)
@@ -113,29 +146,41 @@ class Hub:
                 del self._listeners[listener.subscriber_id]
 
     def publish(self, subscriber_ids: tuple[str, ...] | list[str], event: StreamEvent) -> int:
-        """Hand ``event`` to every connection of these subscribers; returns how many took it."""
+        """Write ``event`` to every connection of these subscribers; returns how many took it."""
         sent = 0
         for subscriber_id in subscriber_ids:
             for listener in self._listeners.get(subscriber_id, ()):
-                if listener.dropped:
-                    continue
-                if listener.push(event):
-                    sent += 1
-                else:
-                    self.dropped += 1
+                sent += self._push(listener, event)
         return sent
 
+    def close_all(self) -> None:
+        """The server stops: end every stream (clients reconnect, to this node or another)."""
+        for listeners in self._listeners.values():
+            for listener in listeners:
+                listener.transport.close()
+                listener.close()
+
     async def heartbeat_forever(self, every: float) -> None:
-        """One timer for every connection, so idle proxies keep them open and dead ones are found."""
+        """One timer for every connection, so idle proxies keep them open and departed clients are noticed."""
         while True:
             await asyncio.sleep(every)
             for listeners in list(self._listeners.values()):
                 for listener in list(listeners):
-                    listener.push(HEARTBEAT)
+                    self._push(listener, HEARTBEAT)
+
+    def _push(self, listener: Listener, event: StreamEvent) -> bool:
+        was_cut = listener.cut
+        if listener.push(event):
+            return True
+        self.dropped += listener.cut and not was_cut
+        return False
 
 
 class Streams:
-    """The ``stream`` lane's sender: cache the message for replay, then hand it to the open connections."""
+    """The ``stream`` lane's sender: hand the message to the open connections, then keep it for replay.
+
+    Publishing first is safe: the cache write is queued on the database thread before this coroutine yields, so a
+    client that connects after the publish reads the cache after the write."""
 
     name = "stream"
 
@@ -145,6 +190,6 @@ class Streams:
 
     async def send(self, call: StreamCall) -> SendOutcome:
         if call.subscriber_ids:
-            await self.store.record_stream(call.message_id, list(call.subscriber_ids), time.time())
             self.hub.publish(call.subscriber_ids, StreamEvent(call.message_id, call.event))
+            await self.store.record_stream(call.message_id, list(call.subscriber_ids), time.time())
         return Delivered()

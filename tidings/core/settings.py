@@ -145,8 +145,8 @@ class StreamsSettings(Section):
     cache_age: float = Field(12 * 3600, ge=0)
     """Seconds a message is kept for replay."""
     heartbeat: float = Field(15, gt=0)
-    buffer: int = Field(256, ge=1)
-    """Messages queued for one connection; a client that falls further behind is disconnected."""
+    buffer: int = Field(256 * 1024, ge=1024)
+    """Bytes written to one connection and not yet taken by the client; one further behind is disconnected."""
     token_ttl: float = Field(3600, gt=0, le=7 * 86400)
     """Default lifetime of a subscriber token."""
 

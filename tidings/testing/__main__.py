@@ -1,7 +1,8 @@
 """Run one emulator: ``python -m tidings.testing yunpian --port 9001 --latency 0.5 --failure-rate 0.1``.
 
 What it accepted can be read from another process at ``GET /_emulator/received`` and cleared with
-``POST /_emulator/reset``.
+``POST /_emulator/reset``. ``webhooks`` runs the webhook receiver instead; ``GET /_receiver/count`` tells how many
+requests it has had.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from aiohttp import web
 
 from tidings.server import new_loop
 
-EMULATORS = ("yunpian", "twilio", "aliyun", "webpush")
+EMULATORS = ("yunpian", "twilio", "aliyun", "webpush", "webhooks")
 CREDENTIALS = {
     "yunpian": ("apikey",),
     "twilio": ("account_sid", "auth_token"),
     "aliyun": ("access_key_id", "access_key_secret"),
     "webpush": (),
+    "webhooks": (),
 }
 
 

@@ -90,7 +90,9 @@ def _create_message(
 ) -> tuple[Message, list[str], int]:
     """Resolve the recipients, plan and write every delivery and job; returns the message, the ids that name no
     subscriber, and how many jobs were queued."""
-    if to is not None:
+    if message.channels == (ChannelType.STREAM,):
+        subscribers, unknown = _ids_only(connection, message, to)
+    elif to is not None:
         found = _subscribers_by_id(connection, to)
         subscribers = [found[id] for id in dict.fromkeys(to) if id in found]
         unknown = [id for id in to if id not in found]
@@ -116,6 +118,22 @@ def _create_message(
     )  # fmt: skip
     insert_jobs(connection, jobs)
     return message, unknown, len(jobs)
+
+
+def _ids_only(
+    connection: sqlite3.Connection, message: Message, to: list[str] | None
+) -> tuple[list[Subscriber], list[str]]:
+    """For the live stream alone only the recipients' ids matter: their records are not read."""
+    if to is None:
+        ids = [row[0] for row in connection.execute(
+            "SELECT subscriber_id FROM subscriber_topics WHERE topic = ? ORDER BY subscriber_id", (message.topic,)
+        )]  # fmt: skip
+        return [Subscriber(id, 0.0, 0.0) for id in ids], []
+    known: set[str] = set()
+    for chunk in _chunks(list(dict.fromkeys(to))):
+        marks = ", ".join("?" * len(chunk))
+        known.update(row[0] for row in connection.execute(f"SELECT id FROM subscribers WHERE id IN ({marks})", chunk))
+    return [Subscriber(id, 0.0, 0.0) for id in dict.fromkeys(to) if id in known], [id for id in to if id not in known]
 
 
 def _get_message(connection: sqlite3.Connection, id: str) -> tuple[Message, Counts] | None:
