@@ -122,7 +122,7 @@ class Webhooks:
     async def _send_to(self, key: str, host: _Host, call: WebhookCall, signer: Webhook) -> SendOutcome:
         """Wait for one of the host's slots and its rate, unless that means queueing behind a full line. The
         circuit is asked once a slot is free, so what waited while the host was failing does not go out after it."""
-        if host.slots.locked() and host.waiting >= self.per_host_concurrency:
+        if host.waiting >= self.per_host_concurrency and host.slots.locked():  # locked() walks the waiters
             return Deferred("host_busy", self.clock() + BUSY_WAIT, "too many requests in flight to this host")
         host.waiting += 1
         try:
