@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from tidings.channels.guard import guarded_client
 from tidings.channels.webhook import Webhooks, new_secret, valid_secret
 from tidings.core.push import WebhookCall
 from tidings.core.types import Deferred, Delivered, Permanent, Transient
@@ -56,7 +57,7 @@ def call(url: str, id: str = "dlv_1", secret: str = SECRET) -> WebhookCall:
 
 
 def webhooks(http: HttpClient, clock: Clock, **options) -> Webhooks:
-    return Webhooks(http, allow_private=options.pop("allow_private", True), clock=clock, **options)
+    return Webhooks(http, clock=clock, **options)
 
 
 async def test_a_delivery_is_signed_as_standard_webhooks_says(http, clock, receiver):
@@ -213,7 +214,11 @@ async def test_the_rate_sleeps_through_short_waits_and_defers_long_ones(http, cl
 async def test_a_private_literal_is_refused(http, clock, receiver, host):
     url, state = receiver
     port = url.rsplit(":", 1)[1]
-    outcome = await webhooks(http, clock, allow_private=False).send(call(f"http://{host}:{port}"))
+    guarded = guarded_client(5.0, allow_private=False)
+    try:
+        outcome = await webhooks(guarded, clock).send(call(f"http://{host}:{port}"))
+    finally:
+        await guarded.close()
     assert isinstance(outcome, Permanent) and outcome.error == "private_address"
     assert state.received == []
 

@@ -117,7 +117,6 @@ def _push_lanes(settings: Settings, state: State, backend: Backend, outside: Htt
     hooks = settings.webhooks
     webhooks = Webhooks(
         outside,
-        allow_private=hooks.allow_private_networks,
         per_host_concurrency=hooks.per_host_concurrency,
         per_host_rate=hooks.per_host_rate,
         breaker_threshold=hooks.breaker_threshold,

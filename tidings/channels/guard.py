@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from tidings.core.netguard import is_public
-from tidings.providers.client import AddressRefused, HttpClient
+from tidings.core.types import Permanent, Transient
+from tidings.providers.client import AddressRefused, HttpClient, Response
 
 
 class PrivateAddress(AddressRefused):
@@ -104,6 +106,21 @@ class GuardedResolver(AbstractResolver):
             self._resolver = None
 
 
+class GuardedClient(HttpClient):
+    """An HTTP client that cannot reach a private address. Names are checked by its resolver, at connection time
+    (so a DNS answer that changed since the subscription cannot slip through); aiohttp does not ask the resolver
+    about an IP literal, so those are checked here."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout, resolver=GuardedResolver())
+
+    async def request(self, method: str, url: str, **options: Any) -> Response | Transient | Permanent:
+        host = URL(url).host or ""
+        if is_literal(host) and not is_public(host):
+            return Permanent(PrivateAddress.error, f"{host} is not a public address")
+        return await super().request(method, url, **options)
+
+
 def guarded_client(timeout: float, allow_private: bool) -> HttpClient:
-    """The client webhooks go through: one that cannot connect to a private address, unless those are allowed."""
-    return HttpClient(timeout, resolver=None if allow_private else GuardedResolver())
+    """The client webhooks and Web Push go through: one that cannot reach a private address, unless allowed."""
+    return HttpClient(timeout) if allow_private else GuardedClient(timeout)

@@ -19,9 +19,8 @@ from collections.abc import Callable
 from standardwebhooks import Webhook
 from yarl import URL
 
-from tidings.channels.guard import PrivateAddress, is_literal
+from tidings.channels.guard import PrivateAddress
 from tidings.core.breaker import Breaker, State
-from tidings.core.netguard import is_public
 from tidings.core.push import WebhookCall
 from tidings.core.ratelimit import Limit, gcra
 from tidings.core.types import Deferred, Delivered, Permanent, SendOutcome, Transient
@@ -72,7 +71,6 @@ class Webhooks:
         self,
         http: HttpClient,
         *,
-        allow_private: bool,
         per_host_concurrency: int = 32,
         per_host_rate: float = 0,
         breaker_threshold: int = 5,
@@ -82,7 +80,6 @@ class Webhooks:
         """``http`` should come from ``channels.guard.guarded_client``: this sender checks IP literals only, and
         relies on the client's resolver to keep names off private addresses."""
         self.http = http
-        self.allow_private = allow_private
         self.per_host_concurrency = per_host_concurrency
         self.breaker_threshold = breaker_threshold
         self.breaker_cooldown = breaker_cooldown
@@ -102,8 +99,6 @@ class Webhooks:
             url = URL()
         if url.scheme not in ("http", "https") or not url.host:
             return Permanent("invalid_url", "a webhook URL is an http:// or https:// URL with a host")
-        if not self.allow_private and is_literal(url.host) and not is_public(url.host):
-            return Permanent(PrivateAddress.error, f"{url.host} is not a public address")
         if not valid_secret(call.secret):
             return Permanent("invalid_secret", "a webhook secret is whsec_ and the base64 of 24 to 64 bytes")
         signer = Webhook(call.secret)
