@@ -84,3 +84,23 @@ def percentile(values: list[float], q: float) -> float:
 
 def connector() -> aiohttp.TCPConnector:
     return aiohttp.TCPConnector(limit=0)
+
+
+def serve_tidings(folder: Path, extra: str) -> tuple[contextlib.AbstractContextManager, str]:
+    """``tidings serve`` on a fresh database (so that no run starts with another's queue), with ``extra`` TOML
+    after the common settings; returns the process's context and the server's URL."""
+    run = len(list(folder.glob("tidings-*.toml")))
+    config = folder / f"tidings-{run}.toml"
+    config.write_text(
+        f"""
+database = "sqlite:///{folder}/bench-{run}.db"
+api_key = "{KEY}"
+secret_key = "bench"
+log_level = "WARNING"
+max_body_size = 1048576
+{extra}
+"""
+    )
+    port = free_port()
+    args = [PYTHON, "-m", "tidings", "serve", "--config", str(config), "--port", str(port)]
+    return process(args, ready_url=f"http://127.0.0.1:{port}/healthz", cwd=folder), f"http://127.0.0.1:{port}"

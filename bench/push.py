@@ -39,7 +39,7 @@ import aiohttp
 from standardwebhooks import Webhook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import KEY, PYTHON, connector, free_port, percentile, process, raise_open_files
+from common import KEY, PYTHON, connector, free_port, percentile, process, raise_open_files, serve_tidings
 
 HERE = Path(__file__).resolve().parent
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -58,25 +58,6 @@ def raise_files_for(connections: int) -> int:
         with contextlib.suppress(ValueError, OSError):  # not root: the hard limit stays as it is
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
     return raise_open_files(wanted)
-
-
-def serve_tidings(folder: Path, extra: str):
-    """A tidings server on a fresh database, so that no run starts with another's queue."""
-    run = len(list(folder.glob("tidings-*.toml")))
-    config = folder / f"tidings-{run}.toml"
-    config.write_text(
-        f"""
-database = "sqlite:///{folder}/bench-{run}.db"
-api_key = "{KEY}"
-secret_key = "bench"
-log_level = "WARNING"
-max_body_size = 1048576
-{extra}
-"""
-    )
-    port = free_port()
-    args = [PYTHON, "-m", "tidings", "serve", "--config", str(config), "--port", str(port)]
-    return process(args, ready_url=f"http://127.0.0.1:{port}/healthz", cwd=folder), f"http://127.0.0.1:{port}"
 
 
 def webhook_receiver(latency: float):

@@ -7,7 +7,6 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -32,13 +31,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    client = HttpClient(timeout=2.0)
-    yield client
-    await client.close()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -40,13 +39,6 @@ class Service:
 
     def subscribe(self, bound: bool = True) -> BrowserSubscription:
         return self.push.subscribe(self.url, application_server_key(KEY) if bound else None)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    client = HttpClient(timeout=2.0)
-    yield client
-    await client.close()
 
 
 @pytest.fixture
