@@ -1,0 +1,226 @@
+"""The semantics every backend keeps, written once against the ports (``tidings.ports``) and run over each backend.
+
+A new backend passes this suite before anything else uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from tidings.backends import Backend, open_backend
+from tidings.core.otp import CheckResult, Refused
+from tidings.core.push import ChannelType, Delivery, DeliveryStatus, Message, Subscriber, fan_out
+from tidings.core.ratelimit import Limit
+from tidings.core.types import PRIORITY_LOW, PRIORITY_VERIFICATION, Channel, Job, Status, Verification
+from tidings.ports import Ack, ApiKey, Attempt, Drop, Lookup, Reschedule, Started, StartRequest
+
+BACKENDS = ["sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request, tmp_path) -> AsyncIterator[Backend]:
+    url = {"sqlite": f"sqlite:///{tmp_path}/contract.db"}[request.param]
+    async with open_backend(url, "contract-secret") as opened:
+        yield opened
+
+
+def job(id: str, *, lane: str = "sms", priority: int = PRIORITY_VERIFICATION, run_at: float = 0.0) -> Job:
+    return Job(id=id, kind="test", ref=id, lane=lane, priority=priority, run_at=run_at)
+
+
+def verification(id: str, to: str = "+8613800138000", now: float | None = None) -> Verification:
+    now = time.time() if now is None else now
+    return Verification(
+        id=id, to=to, channel=Channel.SMS, status=Status.PENDING, sealed_code=b"sealed", locale="en",
+        app_name="test", template=None, created_at=now, expires_at=now + 600, updated_at=now,
+    )  # fmt: skip
+
+
+async def enqueue(backend: Backend, jobs: list[Job]) -> None:
+    """Jobs reach the queue only with what they send; a message with no recipients carries them here."""
+    message = Message("msg_contract" + jobs[0].id, None, "x", None, "normal", time.time(), time.time() + 60)
+    await backend.push.create_message(message, [], lambda m, s: (m, [], jobs))
+
+
+# The queue.
+
+
+async def test_due_jobs_are_leased_by_priority_and_hidden_while_leased(backend):
+    now = time.time()
+    await enqueue(backend, [job("bulk", priority=PRIORITY_LOW), job("code"), job("later", run_at=now + 60)])
+    leased = await backend.queue.lease("sms", 10, now, lease_for=30)
+    assert [j.id for j in leased] == ["code", "bulk"]
+    assert await backend.queue.lease("sms", 10, now, lease_for=30) == []
+    assert await backend.queue.lease("other", 10, now, lease_for=30) == []
+
+
+async def test_a_lease_that_runs_out_gives_the_job_back(backend):
+    now = time.time()
+    await enqueue(backend, [job("a")])
+    assert len(await backend.queue.lease("sms", 10, now, lease_for=5)) == 1
+    assert await backend.queue.lease("sms", 10, now + 4, lease_for=5) == []
+    [again] = await backend.queue.lease("sms", 10, now + 6, lease_for=5)
+    assert again.id == "a"
+
+
+async def test_settling_acks_reschedules_and_drops(backend):
+    now = time.time()
+    await enqueue(backend, [job("ok"), job("retry"), job("drop")])
+    leased = {j.id: j for j in await backend.queue.lease("sms", 10, now, lease_for=30)}
+    attempt = Attempt(leased["retry"], "sms", "transient", "timeout", now)
+    await backend.queue.settle(
+        [
+            (leased["ok"], Ack("provider-id"), None),
+            (leased["retry"], Reschedule(now + 10, "backup", 1), attempt),
+            (leased["drop"], Drop("bad_number"), None),
+        ],
+        now,
+    )
+    assert await backend.queue.depth() == {"backup": 1}
+    assert await backend.queue.lease("backup", 10, now + 5, lease_for=30) == []
+    [retried] = await backend.queue.lease("backup", 10, now + 10, lease_for=30)
+    assert (retried.id, retried.attempts) == ("retry", 1)
+
+
+async def test_released_jobs_are_due_at_once_and_next_due_is_known(backend):
+    now = time.time()
+    await enqueue(backend, [job("a"), job("b", run_at=now + 100)])
+    leased = await backend.queue.lease("sms", 10, now, lease_for=300)
+    await backend.queue.release(leased)
+    assert [j.id for j in await backend.queue.lease("sms", 10, time.time(), lease_for=300)] == ["a"]
+    assert await backend.queue.next_due() == pytest.approx(now + 100, abs=1)
+
+
+# Verifications: one atomic step each.
+
+
+async def test_start_creates_then_resends_and_limits_are_atomic(backend):
+    now = time.time()
+    fresh = verification("ver_1", now=now)
+    limit = Limit("per_number_hour", "+8613800138000", 1, 3600)
+    sent = job("")
+    first = await backend.store.start_verification(StartRequest(fresh.to, Channel.SMS, fresh, [limit], sent), now)
+    assert isinstance(first, Started) and not first.resent
+    second = await backend.store.start_verification(StartRequest(fresh.to, Channel.SMS, fresh, [limit], sent), now)
+    assert isinstance(second, Refused) and second.error == "rate_limited"
+    again = await backend.store.start_verification(StartRequest(fresh.to, Channel.SMS, fresh, [], sent), now + 31)
+    assert isinstance(again, Started) and again.resent and again.verification.send_count == 2
+    assert sum((await backend.queue.depth()).values()) == 2
+
+
+async def test_concurrent_checks_count_every_attempt_and_approve_once(backend):
+    now = time.time()
+    fresh = verification("ver_2", now=now)
+    await backend.store.start_verification(StartRequest(fresh.to, Channel.SMS, fresh, [], None), now)
+    wrong = await asyncio.gather(
+        *(backend.store.check_verification(Lookup(id="ver_2"), lambda v: False, now) for _ in range(8))
+    )
+    assert sum(isinstance(r, CheckResult) for r in wrong) == 5
+    assert sum(isinstance(r, Refused) for r in wrong) == 3
+    other = verification("ver_3", to="+8613800138001", now=now)
+    await backend.store.start_verification(StartRequest(other.to, Channel.SMS, other, [], None), now)
+    right = await asyncio.gather(
+        *(backend.store.check_verification(Lookup(to=other.to), lambda v: True, now) for _ in range(10))
+    )
+    assert sum(isinstance(r, CheckResult) and r.valid for r in right) == 1
+
+
+async def test_cancel_and_get(backend):
+    now = time.time()
+    fresh = verification("ver_4", now=now)
+    await backend.store.start_verification(StartRequest(fresh.to, Channel.SMS, fresh, [], None), now)
+    canceled = await backend.store.cancel_verification("ver_4", now)
+    assert canceled.status is Status.CANCELED
+    assert (await backend.store.get_verification("ver_4")).status is Status.CANCELED
+    assert await backend.store.get_verification("ver_none") is None
+    assert await backend.store.get_verifications(["ver_4", "ver_none"]) == {"ver_4": replace(canceled)}
+
+
+async def test_keys_and_idempotency_records(backend):
+    key = ApiKey("key_1", "app", frozenset({"send"}), time.time(), "hash-1")
+    await backend.store.add_key(key)
+    assert (await backend.store.find_key("hash-1")).id == "key_1"
+    assert [k.id for k in await backend.store.list_keys()] == ["key_1"]
+    assert await backend.store.revoke_key("key_1", time.time())
+    assert await backend.store.find_key("hash-1") is None
+    await backend.store.idempotent_put("scope", "k", "fp", 201, b"{}", time.time())
+    await backend.store.idempotent_put("scope", "k", "other", 200, b"[]", time.time())
+    assert await backend.store.idempotent_get("scope", "k") == ("fp", 201, b"{}")
+
+
+# Subscribers, messages and deliveries.
+
+
+def subscriber(id: str, topics: tuple[str, ...] = ("news",)) -> Subscriber:
+    return Subscriber(id, time.time(), time.time(), phone="+8613800138000", topics=topics)
+
+
+def plan(message: Message, subscribers: list[Subscriber]) -> tuple[Message, list[Delivery], list]:
+    deliveries = fan_out(message, subscribers, lambda m, n: f"dlv_{m}.{n}", time.time())
+    jobs = [Job(d.id, "delivery", message.id, "sms") for d in deliveries if d.channel is ChannelType.SMS]
+    return replace(message, recipients=len(subscribers)), deliveries, jobs
+
+
+async def test_subscribers_are_replaced_whole(backend):
+    stored, created = await backend.push.put_subscriber(subscriber("ada", ("news", "sports")))
+    assert created and stored.topics == ("news", "sports")
+    replaced, created = await backend.push.put_subscriber(replace(subscriber("ada", ("sports",)), created_at=0))
+    assert not created and replaced.created_at == stored.created_at and replaced.topics == ("sports",)
+    assert await backend.push.delete_subscriber("ada")
+    assert await backend.push.get_subscriber("ada") is None
+    assert not await backend.push.delete_subscriber("ada")
+
+
+async def test_a_message_fans_out_to_a_topic_and_counts_its_deliveries(backend):
+    for id in ("a", "b"):
+        await backend.push.put_subscriber(subscriber(id))
+    await backend.push.put_subscriber(subscriber("c", ("sports",)))
+    message = Message("msg_1", "t", "b", None, "normal", time.time(), time.time() + 60, topic="news")
+    created, unknown = await backend.push.create_message(message, None, plan)
+    assert created.recipients == 2 and unknown == []
+    _, counts = await backend.push.get_message("msg_1")
+    assert counts.queued == 4 and counts.status.value == "queued"  # a stream and an SMS each
+    by_id, unknown = await backend.push.create_message(replace(message, id="msg_2", topic=None), ["a", "zed"], plan)
+    assert by_id.recipients == 1 and unknown == ["zed"]
+    page = await backend.push.list_deliveries("msg_1", None, 0, 3)
+    rest = await backend.push.list_deliveries("msg_1", None, page[-1][0], 3)
+    assert len(page) == 3 and len(rest) == 1
+    assert len({d.id for _, d in page + rest}) == 4
+
+
+async def test_stream_cache_replays_after_a_message(backend):
+    await backend.push.put_subscriber(subscriber("a"))
+    now = time.time()
+    for n in range(3):
+        message = Message(f"msg_s{n}", None, str(n), None, "normal", now, now + 60, channels=(ChannelType.STREAM,))
+        await backend.push.create_message(message, ["a"], plan)
+        assert await backend.push.stream_recipients([message.id]) == {message.id: ["a"]}
+        await backend.push.record_stream(message.id, ["a"], now)
+        assert await backend.push.stream_recipients([message.id]) == {message.id: []}
+    replay = await backend.push.stream_since("a", "msg_s0", 10, now - 1)
+    assert [m.id for m in replay] == ["msg_s1", "msg_s2"]
+    assert [m.id for m in await backend.push.stream_since("a", None, 2, now - 1)] == ["msg_s1", "msg_s2"]
+    assert await backend.push.stream_since("a", None, 10, now + 1) == []
+    _, counts = await backend.push.get_message("msg_s2")
+    assert counts.delivered == 1
+
+
+async def test_failed_deliveries_are_queued_again_under_their_ids(backend):
+    await backend.push.put_subscriber(subscriber("a"))
+    message = Message("msg_f", None, "x", None, "normal", time.time(), time.time() + 60, channels=(ChannelType.SMS,))
+    await backend.push.create_message(message, ["a"], plan)
+    [leased] = await backend.queue.lease("sms", 10, time.time(), lease_for=30)
+    attempt = Attempt(leased, "sms", "permanent", "bad_number", time.time())
+    await backend.queue.settle([(leased, Drop("bad_number"), attempt)], time.time())
+    [(_, failed)] = await backend.push.list_deliveries(None, DeliveryStatus.FAILED.value, 0, 10)
+    assert (failed.id, failed.attempts, failed.last_error) == (leased.id, 1, "bad_number")
+    retried = await backend.push.retry_failed("msg_f", lambda ds: [Job(d.id, "delivery", "msg_f", "sms") for d in ds],
+                                              time.time())  # fmt: skip
+    assert retried == 1
+    [again] = await backend.queue.lease("sms", 10, time.time(), lease_for=30)
+    assert again.id == leased.id
