@@ -32,11 +32,16 @@ class PrivateAddress(AddressRefused):
     error = "private_address"
 
 
+RESOLVE_TIMEOUT = 3.0
+"""Seconds a subscription waits for DNS before it is accepted on the strength of the send-time check."""
+
+
 async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | None = None) -> None:
     """Refuse a webhook URL: ``ValueError`` when it is malformed, ``PrivateAddress`` when its host is, or resolves
-    to, any non-public address, or does not resolve at all (where it leads cannot be checked).
+    to, any non-public address.
 
-    ``resolver`` defaults to the system's ``getaddrinfo``.
+    A name that does not resolve now (a DNS failure, a record not created yet) is accepted: where it leads is
+    checked again on every send, by the guarded client's resolver. ``resolver`` defaults to ``getaddrinfo``.
     """
     try:
         parsed = URL(url)
@@ -55,13 +60,12 @@ async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | 
         addresses = [host]
     else:
         try:
-            addresses = await _resolve(host, port, resolver)
-        except OSError as exc:
-            raise PrivateAddress(f"{host} does not resolve ({exc}), so where it leads cannot be checked") from None
+            addresses = await asyncio.wait_for(_resolve(host, port, resolver), RESOLVE_TIMEOUT)
+        except (OSError, TimeoutError):
+            return
     refused = [address for address in addresses if not is_public(address)]
-    if refused or not addresses:
-        shown = ", ".join(refused) or "nothing"
-        raise PrivateAddress(f"{host} leads to {shown}: only public addresses can receive webhooks")
+    if refused:
+        raise PrivateAddress(f"{host} leads to {', '.join(refused)}: only public addresses can receive webhooks")
 
 
 def is_literal(host: str) -> bool:
