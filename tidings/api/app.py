@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tidings.api import keys, messages, ops, streams, subscribers, verifications
 from tidings.api.client_ip import parse_networks
@@ -70,6 +71,7 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
                 flush=True,
             )
         allow_private = settings.webhooks.allow_private_networks
+        vapid = vapid_key(backend.secret)
         people = Subscribers(backend.push, sealer, allow_private=allow_private, region=settings.region)
         state = State(
             settings,
@@ -84,12 +86,12 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
             Messages(settings, backend.push, people),
             Hub(settings.streams.buffer),
             Tokens(backend.secret),
-            application_server_key(vapid_key(backend.secret)),
+            application_server_key(vapid),
         )
         app[STATE] = state
         http = HttpClient(settings.dispatch.request_timeout)
         outside = guarded_client(settings.webhooks.timeout, allow_private)
-        lanes = {**_lanes(settings, http), **_push_lanes(settings, state, backend, outside)}
+        lanes = {**_lanes(settings, http), **_push_lanes(settings, state, vapid, outside)}
         _watch(metrics, state.hub, lanes["webhook"].sender)
         for lane, depth in (await backend.queue.depth()).items():
             if lane not in lanes:
@@ -113,7 +115,9 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
             await outside.close()
 
 
-def _push_lanes(settings: Settings, state: State, backend: Backend, outside: HttpClient) -> dict[str, Lane]:
+def _push_lanes(
+    settings: Settings, state: State, vapid: ec.EllipticCurvePrivateKey, outside: HttpClient
+) -> dict[str, Lane]:
     hooks = settings.webhooks
     webhooks = Webhooks(
         outside,
@@ -122,11 +126,11 @@ def _push_lanes(settings: Settings, state: State, backend: Backend, outside: Htt
         breaker_threshold=hooks.breaker_threshold,
         breaker_cooldown=hooks.breaker_cooldown,
     )
-    webpush = WebPush(outside, vapid_key(backend.secret), settings.webpush.vapid_subject)
+    webpush = WebPush(outside, vapid, settings.webpush.vapid_subject)
     return {
         "webhook": Lane(webhooks, hooks.concurrency, 0),
         "webpush": Lane(webpush, settings.webpush.concurrency, 0),
-        "stream": Lane(Streams(backend.push, state.hub), 64, 0),
+        "stream": Lane(Streams(state.push, state.hub), 64, 0),
     }
 
 
