@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tidings.api.app import create_app
 from tidings.core.settings import Settings
+from tidings.oslimits import raise_open_files
 
 log = logging.getLogger("tidings")
 
@@ -27,6 +28,7 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 
 def run(settings: Settings) -> None:
+    raise_open_files()  # every live stream is an open file
     web.run_app(
         create_app(settings),
         host=settings.host,

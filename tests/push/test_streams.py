@@ -164,3 +164,14 @@ async def test_an_http_1_0_client_gets_unchunked_events(serve):
     writer.close()
     with contextlib.suppress(ConnectionError):
         await writer.wait_closed()
+
+
+async def test_a_full_server_turns_new_streams_away_with_503(serve):
+    api = await serve({"streams": {"max_connections": 1}})
+    await make_subscriber(api, "ada")
+    headers = {"Authorization": f"Bearer {ROOT_KEY}"}
+    async with api.session.get("/v1/subscribers/ada/stream", headers=headers) as first:
+        assert first.status == 200
+        await first.content.readline()
+        second = await api.get("/v1/subscribers/ada/stream")
+        assert second.status == 503 and second.error == "too_many_streams" and second.headers["Retry-After"] == "5"

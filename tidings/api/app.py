@@ -29,6 +29,7 @@ from tidings.dispatch.lane import Lane
 from tidings.keys import Keyring
 from tidings.messages import Messages, StreamJobs
 from tidings.metrics import Metrics
+from tidings.oslimits import raise_open_files
 from tidings.providers.client import HttpClient
 from tidings.providers.registry import PROVIDERS
 from tidings.subscribers import Subscribers
@@ -37,6 +38,8 @@ from tidings.verification import Verifications
 log = logging.getLogger("tidings")
 ROUTERS = (verifications.router, subscribers.router, messages.router, streams.router, keys.router, ops.router)
 PURGE_EVERY = 600.0
+FILES_RESERVED = 256
+"""Open files kept for API requests, the database and outbound sends when streams are counted against the limit."""
 RETENTION = 7 * 86400.0
 """Finished messages and their deliveries are kept this long after they expire."""
 
@@ -84,7 +87,7 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
             backend.push,
             people,
             Messages(settings, backend.push, people),
-            Hub(settings.streams.buffer),
+            Hub(settings.streams.buffer, _stream_capacity(settings)),
             Tokens(backend.secret),
             application_server_key(vapid),
         )
@@ -149,6 +152,14 @@ def _lanes(settings: Settings, http: HttpClient) -> dict[str, Lane]:
             settings.dispatch.rate if provider_settings.rate is None else provider_settings.rate,
         )
     return lanes
+
+
+def _stream_capacity(settings: Settings) -> int:
+    """The configured cap, or what the open-file limit leaves once the API and the database have their share."""
+    if settings.streams.max_connections:
+        return settings.streams.max_connections
+    files = raise_open_files()
+    return max(1, files - FILES_RESERVED) if files is not None else 1 << 30
 
 
 def _watch(metrics: Metrics, hub: Hub, webhooks: Webhooks) -> None:

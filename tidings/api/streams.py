@@ -18,7 +18,7 @@ from tidings.api.routing import Router
 from tidings.api.state import STATE, State
 from tidings.channels.stream import Listener, StreamEvent
 from tidings.core.push import Message
-from tidings.errors import Unauthorized
+from tidings.errors import Unauthorized, Unavailable
 from tidings.messages import encode
 from tidings.subscribers import checked_id
 
@@ -33,7 +33,7 @@ AUTH = {"token": "A subscriber token (`stk_...`) instead of an API key, for brow
     summary="Server-Sent Events: the subscriber's messages, live (API key with `read`, or `?token=`)",
     scope=None,
     tag=TAG,
-    errors=(400, 401, 403, 404),
+    errors=(400, 401, 403, 404, 503),
     query={**AUTH, "since": "Replay the cached messages after this message id (as `Last-Event-ID` does)."},
 )
 async def sse(request: web.Request) -> web.StreamResponse:
@@ -61,7 +61,7 @@ async def sse(request: web.Request) -> web.StreamResponse:
     summary="WebSocket: the subscriber's messages, live, one JSON text frame each (`?since=` to replay)",
     scope=None,
     tag=TAG,
-    errors=(400, 401, 403, 404),
+    errors=(400, 401, 403, 404, 503),
     query={**AUTH, "since": "Replay the cached messages after this message id."},
 )
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -107,6 +107,12 @@ async def _authorized(request: web.Request) -> str:
     else:
         await authorize(request, "read")
     await state.subscribers.get(subscriber_id)  # 404 for an unknown subscriber
+    if state.hub.full:
+        raise Unavailable(
+            "this server holds as many streams as it can; try again shortly or connect to another node",
+            code="too_many_streams",
+            retry_after=5,
+        )
     return subscriber_id
 
 

@@ -122,26 +122,31 @@ class Listener:
 class Hub:
     """The live connections of this process, by subscriber."""
 
-    def __init__(self, buffer: int) -> None:
+    def __init__(self, buffer: int, capacity: int) -> None:
         self.buffer = buffer
+        self.capacity = capacity
+        """Connections this process holds at most."""
         self._listeners: dict[str, set[Listener]] = {}
+        self.connections = 0
         self.dropped = 0
         """Connections cut for falling behind, since the start."""
 
     @property
-    def connections(self) -> int:
-        return sum(len(listeners) for listeners in self._listeners.values())
+    def full(self) -> bool:
+        return self.connections >= self.capacity
 
     def listen(self, subscriber_id: str, transport: asyncio.Transport, kind: str) -> Listener:
         listener = Listener(subscriber_id, transport, kind, self.buffer)
         self._listeners.setdefault(subscriber_id, set()).add(listener)
+        self.connections += 1
         return listener
 
     def leave(self, listener: Listener) -> None:
         listener.close()
         listeners = self._listeners.get(listener.subscriber_id)
-        if listeners is not None:
+        if listeners is not None and listener in listeners:
             listeners.discard(listener)
+            self.connections -= 1
             if not listeners:
                 del self._listeners[listener.subscriber_id]
 

@@ -147,6 +147,8 @@ class StreamsSettings(Section):
     heartbeat: float = Field(15, gt=0)
     buffer: int = Field(256 * 1024, ge=1024)
     """Bytes written to one connection and not yet taken by the client; one further behind is disconnected."""
+    max_connections: int = Field(0, ge=0)
+    """Streams one process holds at most (then 503); 0 is the open-file limit less a reserve for the API."""
     token_ttl: float = Field(3600, gt=0, le=7 * 86400)
     """Default lifetime of a subscriber token."""
 

@@ -8,11 +8,11 @@ requests it has had.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 
 from aiohttp import web
 
+from tidings.oslimits import raise_open_files
 from tidings.server import new_loop
 
 EMULATORS = ("yunpian", "twilio", "aliyun", "webpush", "webhooks")
@@ -46,25 +46,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def raise_open_files_limit() -> None:
-    """Thousands of slow requests held open need as many sockets; take the hard limit where the system allows."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = 65536 if hard == resource.RLIM_INFINITY else hard
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     module = importlib.import_module(f"tidings.testing.{args.name}")
     options = {"latency": args.latency, "failure_rate": args.failure_rate, "seed": args.seed}
     options.update({name: getattr(args, name) for name in CREDENTIALS[args.name] if getattr(args, name)})
-    raise_open_files_limit()
+    raise_open_files()
     web.run_app(
         module.create_app(**options),
         host=args.host,
