@@ -187,9 +187,7 @@ class StreamJobs:
         self.store = store
 
     async def prepare(self, jobs: list[Job], now: float) -> list[object | Drop]:
-        ids = [job.ref for job in jobs]
-        messages = await self.store.messages(ids)
-        recipients = await self.store.stream_recipients(ids)
+        messages, recipients = await self.store.stream_context([job.ref for job in jobs])
         prepared: list[object | Drop] = []
         for job in jobs:
             message = messages.get(job.ref)

@@ -169,10 +169,8 @@ class PushStore(Protocol):
 
     async def delivery_context(self, ids: list[str]) -> DeliveryContext: ...
 
-    async def messages(self, ids: list[str]) -> dict[str, Message]: ...
-
-    async def stream_recipients(self, message_ids: list[str]) -> dict[str, list[str]]:
-        """Per message, the subscribers whose live stream has not had it yet."""
+    async def stream_context(self, message_ids: list[str]) -> tuple[dict[str, Message], dict[str, list[str]]]:
+        """The messages, and per message the subscribers whose live stream has not had it yet."""
 
     async def record_stream(self, message_id: str, subscriber_ids: list[str], now: float) -> None:
         """Add a message to these subscribers' stream caches and count those deliveries delivered."""

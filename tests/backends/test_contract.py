@@ -199,9 +199,10 @@ async def test_stream_cache_replays_after_a_message(backend):
     for n in range(3):
         message = Message(f"msg_s{n}", None, str(n), None, "normal", now, now + 60, channels=(ChannelType.STREAM,))
         await backend.push.create_message(message, ["a"], plan)
-        assert await backend.push.stream_recipients([message.id]) == {message.id: ["a"]}
+        found, waiting = await backend.push.stream_context([message.id])
+        assert found[message.id].body == str(n) and waiting == {message.id: ["a"]}
         await backend.push.record_stream(message.id, ["a"], now)
-        assert await backend.push.stream_recipients([message.id]) == {message.id: []}
+        assert (await backend.push.stream_context([message.id]))[1] == {message.id: []}
     replay = await backend.push.stream_since("a", "msg_s0", 10, now - 1)
     assert [m.id for m in replay] == ["msg_s1", "msg_s2"]
     assert [m.id for m in await backend.push.stream_since("a", None, 2, now - 1)] == ["msg_s1", "msg_s2"]

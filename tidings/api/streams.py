@@ -18,7 +18,7 @@ from tidings.api.routing import Router
 from tidings.api.state import STATE, State
 from tidings.channels.stream import Listener, StreamEvent
 from tidings.core.push import Message
-from tidings.errors import Unauthorized, Unavailable
+from tidings.errors import NotFound, Unauthorized, Unavailable
 from tidings.messages import encode
 from tidings.subscribers import checked_id
 
@@ -106,7 +106,8 @@ async def _authorized(request: web.Request) -> str:
         raise Unauthorized("`token` takes a subscriber token (stk_...)", code="invalid_token")
     else:
         await authorize(request, "read")
-    await state.subscribers.get(subscriber_id)  # 404 for an unknown subscriber
+    if await state.push.get_subscriber(subscriber_id) is None:
+        raise NotFound(f"no subscriber {subscriber_id!r}", code="subscriber_not_found")
     if state.hub.full:
         raise Unavailable(
             "this server holds as many streams as it can; try again shortly or connect to another node",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 
 from tidings.backends.sqlite.db import Database
 from tidings.backends.sqlite.queue import SqliteQueue, insert_jobs
@@ -35,9 +35,12 @@ _DELIVERY_COLUMNS = (
 )
 
 
-def _chunks(items: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(items), _IN_CHUNK):
-        yield items[start : start + _IN_CHUNK]
+def _in(connection: sqlite3.Connection, sql: str, ids: list[str], *args: object) -> Iterator[tuple]:
+    """Rows of ``sql`` (whose ``{ids}`` is replaced by placeholders for ``ids``, then ``args`` follow) for ids in
+    chunks, so that no statement binds more parameters than SQLite allows."""
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        yield from connection.execute(sql.format(ids=", ".join("?" * len(chunk))), [*chunk, *args])
 
 
 def _subscriber(row: tuple) -> Subscriber:
@@ -56,14 +59,8 @@ def _delivery(row: tuple) -> Delivery:
 
 
 def _subscribers_by_id(connection: sqlite3.Connection, ids: list[str]) -> dict[str, Subscriber]:
-    found = {}
-    for chunk in _chunks(ids):
-        rows = connection.execute(
-            f"SELECT id, record, created_at, updated_at FROM subscribers WHERE id IN ({', '.join('?' * len(chunk))})",
-            chunk,
-        )
-        found.update((row[0], _subscriber(row)) for row in rows)
-    return found
+    rows = _in(connection, "SELECT id, record, created_at, updated_at FROM subscribers WHERE id IN ({ids})", ids)
+    return {row[0]: _subscriber(row) for row in rows}
 
 
 def _put_subscriber(connection: sqlite3.Connection, subscriber: Subscriber) -> tuple[Subscriber, bool]:
@@ -129,37 +126,27 @@ def _ids_only(
             "SELECT subscriber_id FROM subscriber_topics WHERE topic = ? ORDER BY subscriber_id", (message.topic,)
         )]  # fmt: skip
         return [Subscriber(id, 0.0, 0.0) for id in ids], []
-    known: set[str] = set()
-    for chunk in _chunks(list(dict.fromkeys(to))):
-        marks = ", ".join("?" * len(chunk))
-        known.update(row[0] for row in connection.execute(f"SELECT id FROM subscribers WHERE id IN ({marks})", chunk))
+    known = {row[0] for row in _in(connection, "SELECT id FROM subscribers WHERE id IN ({ids})", list(set(to)))}
     return [Subscriber(id, 0.0, 0.0) for id in dict.fromkeys(to) if id in known], [id for id in to if id not in known]
 
 
 def _get_message(connection: sqlite3.Connection, id: str) -> tuple[Message, Counts] | None:
-    row = connection.execute(
-        "SELECT id, record, created_at, expires_at, recipients FROM messages WHERE id = ?", (id,)
-    ).fetchone()
-    if row is None:
+    message = _messages_by_id(connection, [id]).get(id)
+    if message is None:
         return None
     counts = dict(
         connection.execute(
             "SELECT status, count(*) FROM deliveries WHERE message_id = ? GROUP BY status", (id,)
         ).fetchall()
     )
-    return _message(row), Counts(**counts)
+    return message, Counts(**counts)
 
 
 def _messages_by_id(connection: sqlite3.Connection, ids: list[str]) -> dict[str, Message]:
-    found = {}
-    for chunk in _chunks(ids):
-        rows = connection.execute(
-            "SELECT id, record, created_at, expires_at, recipients FROM messages"
-            f" WHERE id IN ({', '.join('?' * len(chunk))})",
-            chunk,
-        )
-        found.update((row[0], _message(row)) for row in rows)
-    return found
+    rows = _in(
+        connection, "SELECT id, record, created_at, expires_at, recipients FROM messages WHERE id IN ({ids})", ids
+    )
+    return {row[0]: _message(row) for row in rows}
 
 
 def _list_deliveries(
@@ -197,29 +184,29 @@ def _retry_failed(
 
 
 def _delivery_context(connection: sqlite3.Connection, ids: list[str]) -> DeliveryContext:
-    deliveries = {}
-    for chunk in _chunks(ids):
-        rows = connection.execute(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({', '.join('?' * len(chunk))})", chunk
-        )
-        deliveries.update((row[0], _delivery(row)) for row in rows)
+    rows = _in(connection, f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({{ids}})", ids)
+    deliveries = {row[0]: _delivery(row) for row in rows}
     messages = _messages_by_id(connection, list({d.message_id for d in deliveries.values()}))
     subscribers = _subscribers_by_id(connection, list({d.subscriber_id for d in deliveries.values()}))
     return DeliveryContext(deliveries, messages, subscribers)
 
 
-def _stream_recipients(connection: sqlite3.Connection, message_ids: list[str]) -> dict[str, list[str]]:
-    """The subscribers whose live stream still waits for each message."""
+def _stream_context(
+    connection: sqlite3.Connection, message_ids: list[str]
+) -> tuple[dict[str, Message], dict[str, list[str]]]:
+    """The messages, and per message the subscribers whose live stream still waits for it."""
     recipients: dict[str, list[str]] = {id: [] for id in message_ids}
-    for chunk in _chunks(message_ids):
-        rows = connection.execute(
-            f"""SELECT message_id, subscriber_id FROM deliveries
-                WHERE message_id IN ({", ".join("?" * len(chunk))}) AND status = ? AND channel = ? ORDER BY seq""",
-            [*chunk, DeliveryStatus.QUEUED.value, ChannelType.STREAM.value],
-        )
-        for message_id, subscriber_id in rows:
-            recipients[message_id].append(subscriber_id)
-    return recipients
+    rows = _in(
+        connection,
+        """SELECT message_id, subscriber_id FROM deliveries
+           WHERE message_id IN ({ids}) AND status = ? AND channel = ? ORDER BY seq""",
+        message_ids,
+        DeliveryStatus.QUEUED.value,
+        ChannelType.STREAM.value,
+    )
+    for message_id, subscriber_id in rows:
+        recipients[message_id].append(subscriber_id)
+    return _messages_by_id(connection, message_ids), recipients
 
 
 def _record_stream(connection: sqlite3.Connection, message_id: str, subscriber_ids: list[str], now: float) -> None:
@@ -322,7 +309,8 @@ def _purge(connection: sqlite3.Connection, now: float, retention: float, cache_a
             (now - retention, DeliveryStatus.QUEUED.value),
         )
     ]
-    for chunk in _chunks(old):
+    for start in range(0, len(old), _IN_CHUNK):
+        chunk = old[start : start + _IN_CHUNK]
         marks = ", ".join("?" * len(chunk))
         removed += connection.execute(f"DELETE FROM deliveries WHERE message_id IN ({marks})", chunk).rowcount
         removed += connection.execute(f"DELETE FROM messages WHERE id IN ({marks})", chunk).rowcount
@@ -368,11 +356,8 @@ class SqlitePush:
     async def delivery_context(self, ids: list[str]) -> DeliveryContext:
         return await self.db.run(_delivery_context, ids)
 
-    async def messages(self, ids: list[str]) -> dict[str, Message]:
-        return await self.db.run(_messages_by_id, ids)
-
-    async def stream_recipients(self, message_ids: list[str]) -> dict[str, list[str]]:
-        return await self.db.run(_stream_recipients, message_ids)
+    async def stream_context(self, message_ids: list[str]) -> tuple[dict[str, Message], dict[str, list[str]]]:
+        return await self.db.run(_stream_context, message_ids)
 
     async def record_stream(self, message_id: str, subscriber_ids: list[str], now: float) -> None:
         await self.db.run(_record_stream, message_id, subscriber_ids, now)
