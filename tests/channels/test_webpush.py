@@ -20,6 +20,7 @@ from py_vapid.jwt import sign
 from tests.conftest import free_port
 from tidings.channels import webpush
 from tidings.channels.webpush import GONE, WebPush, application_server_key, vapid_key
+from tidings.core import b64
 from tidings.core.push import PushCall
 from tidings.core.types import Delivered, Permanent, Transient
 from tidings.providers.client import HttpClient
@@ -123,14 +124,14 @@ async def test_unreachable_push_service_is_transient(http):
 
 
 def not_on_curve() -> str:
-    return webpush.b64url(b"\x04" + bytes(range(64)))
+    return b64.encode(b"\x04" + bytes(range(64)))
 
 
 def compressed(browser: BrowserSubscription) -> str:
     point = ec.EllipticCurvePublicKey.from_encoded_point(
         ec.SECP256R1(), base64.urlsafe_b64decode(padded(browser.p256dh))
     )
-    return webpush.b64url(point.public_bytes(Encoding.X962, PublicFormat.CompressedPoint))
+    return b64.encode(point.public_bytes(Encoding.X962, PublicFormat.CompressedPoint))
 
 
 @pytest.mark.parametrize(
@@ -140,7 +141,7 @@ def compressed(browser: BrowserSubscription) -> str:
         lambda b: {"p256dh": "", "auth": ""},
         lambda b: {"p256dh": not_on_curve()},
         lambda b: {"p256dh": compressed(b)},
-        lambda b: {"auth": webpush.b64url(os.urandom(8))},
+        lambda b: {"auth": b64.encode(os.urandom(8))},
         lambda b: {"auth": "ä" * 22},
         lambda b: {"endpoint": "not a url"},
         lambda b: {"endpoint": "ftp://push.example.com/x"},

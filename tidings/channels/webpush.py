@@ -7,7 +7,6 @@ and a browser subscribed with one node's ``application_server_key`` can be reach
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import time
 
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from py_vapid.jwt import sign
 from yarl import URL
 
+from tidings.core import b64
 from tidings.core.push import SUBSCRIPTION_GONE, PushCall
 from tidings.core.types import Delivered, Permanent, SendOutcome, Transient
 from tidings.providers.client import HttpClient, Response, outcome_for_status
@@ -47,7 +47,7 @@ def vapid_key(secret: str) -> ec.EllipticCurvePrivateKey:
 def application_server_key(key: ec.EllipticCurvePrivateKey) -> str:
     """What a page passes to ``pushManager.subscribe({applicationServerKey})``; push services then accept only
     messages signed with this key for the subscription."""
-    return b64url(key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
+    return b64.encode(key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
 
 
 class WebPush:
@@ -98,10 +98,10 @@ class WebPush:
 
 def encrypt(call: PushCall) -> bytes:
     """The payload as only the subscribed browser can read it; a fresh sender key per message, as RFC 8291 asks."""
-    receiver = b64decode(call.p256dh)
+    receiver = b64.decode(call.p256dh)
     if len(receiver) != 65 or receiver[0] != 4:
         raise ValueError("p256dh is not an uncompressed P-256 point")
-    auth = b64decode(call.auth)
+    auth = b64.decode(call.auth)
     if len(auth) != 16:
         raise ValueError("auth is not 16 bytes")
     return http_ece.encrypt(
@@ -129,14 +129,3 @@ def read_answer(answer: Response) -> SendOutcome:
     if answer.status == 413:
         return Permanent(PAYLOAD_TOO_LARGE, answer.text[:200])
     return outcome_for_status(answer)
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64decode(text: str) -> bytes:
-    """Browsers give base64url without padding; some libraries pad, or use the standard alphabet. Anything outside
-    the alphabet is refused rather than skipped, so a mangled key fails here and not at the push service."""
-    text = text.rstrip("=")
-    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)

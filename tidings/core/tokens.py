@@ -6,19 +6,12 @@ shares the secret can check it without a lookup, and none is stored.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 
+from tidings.core import b64
+
 PREFIX = "stk_"
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class Tokens:
@@ -27,7 +20,7 @@ class Tokens:
 
     def issue(self, subscriber_id: str, expires_at: float) -> str:
         claims = f"{subscriber_id}|{int(expires_at)}".encode()
-        return PREFIX + _b64(claims) + "." + _b64(self._sign(claims))
+        return PREFIX + b64.encode(claims) + "." + b64.encode(self._sign(claims))
 
     def subscriber(self, token: str, now: float) -> str | None:
         """The subscriber a valid, unexpired token is for; None for anything else."""
@@ -35,7 +28,7 @@ class Tokens:
             return None
         encoded_claims, encoded_signature = token.removeprefix(PREFIX).split(".")
         try:
-            claims, signature = _unb64(encoded_claims), _unb64(encoded_signature)
+            claims, signature = b64.decode(encoded_claims), b64.decode(encoded_signature)
         except ValueError:
             return None
         if not hmac.compare_digest(signature, self._sign(claims)):

@@ -9,7 +9,6 @@ browser drop it unseen, so that the mistake shows in a test.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from py_vapid import jwt
 
+from tidings.core import b64
 from tidings.testing.emulator import Emulator, application
 
 MAX_BODY = 4096
@@ -32,14 +32,6 @@ MAX_EXP = 24 * 3600
 """RFC 8292 section 2: push services refuse a token that expires more than 24 hours ahead."""
 URGENCIES = frozenset({"very-low", "low", "normal", "high"})
 _INTEGER = re.compile(r"[0-9]+")
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass
@@ -71,8 +63,8 @@ class PushService:
         token = secrets.token_urlsafe(16)
         subscription = BrowserSubscription(
             endpoint=f"{base_url.rstrip('/')}/push/{token}",
-            p256dh=b64url(key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)),
-            auth=b64url(os.urandom(16)),
+            p256dh=b64.encode(key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)),
+            auth=b64.encode(os.urandom(16)),
             token=token,
             private_key=key,
             application_server_key=application_server_key,
@@ -103,13 +95,13 @@ def vapid_problem(request: web.Request, subscription: BrowserSubscription) -> we
     if scheme.lower() != "vapid" or not token or not key:
         return refuse(401, "expected Authorization: vapid t=<JWT>, k=<public key>")
     try:
-        header, claims = (json.loads(b64decode(part)) for part in token.split(".")[:2])
+        header, claims = (json.loads(b64.decode(part)) for part in token.split(".")[:2])
         jwt.decode(token, key)
     except (InvalidSignature, ValueError):
         return refuse(401, "the JWT is malformed or its signature does not verify against k")
     if not isinstance(header, dict) or header.get("alg") != "ES256" or not isinstance(claims, dict):
         return refuse(401, "the JWT must be signed with ES256")
-    if subscription.application_server_key and b64decode(key) != b64decode(subscription.application_server_key):
+    if subscription.application_server_key and b64.decode(key) != b64.decode(subscription.application_server_key):
         return refuse(403, "k is not the applicationServerKey this subscription was made with")
     if claims.get("aud") != str(request.url.origin()):
         return refuse(403, f"aud must be {request.url.origin()}")
@@ -155,7 +147,7 @@ def create_app(retry_after: int = 1, **options: Any) -> web.Application:
             payload = http_ece.decrypt(
                 body,
                 private_key=subscription.private_key,
-                auth_secret=b64decode(subscription.auth),
+                auth_secret=b64.decode(subscription.auth),
                 version="aes128gcm",
             )
         except (http_ece.ECEException, ValueError):
