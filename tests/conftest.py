@@ -3,6 +3,7 @@ local emulators of the providers it talks to."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -20,6 +22,8 @@ from tidings.config import validate_providers
 from tidings.core.settings import Settings
 
 ROOT_KEY = "tk_root-key-for-tests-only-0123456789abcdef"
+REDIS_URL = os.environ.get("TIDINGS_TEST_REDIS", "redis://127.0.0.1:6379/15")
+"""The Redis the tests use; its database is emptied before each test that uses it."""
 CODE = re.compile(r"(?<!\d)(\d{4,10})(?!\d)")
 
 
@@ -28,6 +32,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """An empty Redis database. Without Redis the Redis tests skip, except in CI, where they must run."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.flushdb()
+    except redis.ConnectionError as exc:
+        message = f"Redis is not answering at {REDIS_URL} ({exc}); start redis-server to run the Redis tests"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        client.close()
+    return REDIS_URL
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

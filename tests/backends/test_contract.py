@@ -19,12 +19,10 @@ from tidings.core.ratelimit import Limit
 from tidings.core.types import PRIORITY_LOW, PRIORITY_VERIFICATION, Channel, Job, Status, Verification
 from tidings.ports import Ack, ApiKey, Attempt, Drop, Lookup, Reschedule, Started, StartRequest
 
-BACKENDS = ["sqlite"]
 
-
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=["sqlite", "redis"])
 async def backend(request, tmp_path) -> AsyncIterator[Backend]:
-    url = {"sqlite": f"sqlite:///{tmp_path}/contract.db"}[request.param]
+    url = f"sqlite:///{tmp_path}/contract.db" if request.param == "sqlite" else request.getfixturevalue("redis_url")
     async with open_backend(url, "contract-secret") as opened:
         yield opened
 

@@ -11,11 +11,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tidings.backends.redis import open_redis
 from tidings.backends.sqlite.db import Database
 from tidings.backends.sqlite.push import SqlitePush
 from tidings.backends.sqlite.queue import SqliteQueue
 from tidings.backends.sqlite.store import SqliteStore, schema
+from tidings.core.settings import StreamsSettings
 from tidings.ports import PushStore, Queue, Store
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class BackendError(Exception):
@@ -34,7 +38,7 @@ class Backend:
 def sqlite_path(url: str) -> Path:
     """``sqlite:///./tidings.db`` is relative to the working directory; ``sqlite:////var/lib/t.db`` is absolute."""
     if not url.startswith("sqlite:///"):
-        raise BackendError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
+        raise BackendError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db or redis://host:port/db")
     path = url.removeprefix("sqlite:///")
     if not path or path == ":memory:":
         raise BackendError("the SQLite database must be a file, so that queued jobs survive a restart")
@@ -42,7 +46,15 @@ def sqlite_path(url: str) -> Path:
 
 
 @asynccontextmanager
-async def open_backend(url: str, secret: str | None = None) -> AsyncIterator[Backend]:
+async def open_backend(
+    url: str, secret: str | None = None, streams: StreamsSettings | None = None
+) -> AsyncIterator[Backend]:
+    """The backend the database URL names: ``sqlite:///file`` or ``redis://host:port/db``."""
+    if url.startswith(REDIS_SCHEMES):
+        streams = streams or StreamsSettings()
+        async with open_redis(url, secret, streams.cache_age, streams.cache_size) as parts:
+            yield Backend(parts.store, parts.queue, parts.push, parts.secret)
+        return
     path = sqlite_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(path):

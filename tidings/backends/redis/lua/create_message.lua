@@ -1,0 +1,29 @@
+-- Write a message, its deliveries and their jobs at once.
+-- ARGV: prefix, message (JSON: id, record, created_at, expires_at, recipients, ttl), deliveries (JSON list of
+-- field lists, without seq), jobs (JSON list of queued jobs), now.
+local message, deliveries, jobs, now = cjson.decode(ARGV[2]), cjson.decode(ARGV[3]), cjson.decode(ARGV[4]), ARGV[5]
+local key, ttl = P .. 'msg:' .. message.id, message.ttl
+redis.call('HSET', key, 'record', message.record, 'created_at', message.created_at,
+           'expires_at', message.expires_at, 'recipients', message.recipients)
+redis.call('EXPIRE', key, ttl)
+local last = redis.call('INCRBY', P .. 'dlv:seq', #deliveries)
+local seq = last - #deliveries
+local counts = {}
+for _, fields in ipairs(deliveries) do
+  seq = seq + 1
+  local id, status, channel = fields[2], fields[12], fields[8]
+  local dkey = P .. 'dlv:' .. id
+  redis.call('HSET', dkey, 'seq', seq, unpack(fields))
+  redis.call('EXPIRE', dkey, ttl)
+  redis.call('ZADD', key .. ':dlv', seq, id)
+  redis.call('ZADD', P .. 'dlv:all', seq, id)
+  redis.call('ZADD', P .. 'dlv:status:' .. status, seq, id)
+  counts[status] = (counts[status] or 0) + 1
+  if channel == 'stream' and status == 'queued' then
+    redis.call('ZADD', key .. ':waiting', seq, id)
+  end
+end
+for status, count in pairs(counts) do redis.call('HINCRBY', key .. ':counts', status, count) end
+for _, suffix in ipairs({':dlv', ':waiting', ':counts'}) do redis.call('EXPIRE', key .. suffix, ttl) end
+for _, job in ipairs(jobs) do enqueue(job, now) end
+return #jobs

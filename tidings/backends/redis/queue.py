@@ -1,0 +1,185 @@
+"""The job queue on Redis Streams, shared by every worker process.
+
+Each lane has a schedule (a sorted set by ``run_at``) and one stream per priority, read through one consumer
+group. A lease moves due jobs from the schedule into their streams, takes back entries whose lease ran out
+(``XAUTOCLAIM``) and reads new ones (``XREADGROUP``), highest priority first, all in one script. An entry is
+acknowledged and deleted only when its job is settled, so the streams hold only unfinished work. Each process reads
+under its own consumer name, so a job is leased by one worker at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
+
+import redis.asyncio as redis
+
+from tidings.backends.redis.client import PREFIX, Scripts, guarded
+from tidings.core.types import PRIORITIES, Job
+from tidings.errors import StoreError
+from tidings.ports import Ack, Attempt, Drop, Reschedule, Settlement
+
+log = logging.getLogger("tidings.redis")
+
+Settled = list[tuple[Job, Settlement, Attempt | None]]
+SettleEffect = Callable[[Job, Settlement, Attempt | None], dict]
+
+PROMOTE = 5000
+"""Due jobs a lease moves from a lane's schedule into its streams at most."""
+
+
+def consumer_name() -> str:
+    """Unique per process: peers that share one consumer name all read every job."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def job_data(job: Job) -> str:
+    return json.dumps(asdict(job))
+
+
+def queued_job(job: Job) -> dict[str, str]:
+    """A job as the scripts' ``enqueue`` takes it; numbers as text, so Lua's JSON keeps their precision."""
+    return {"id": job.id, "lane": job.lane, "priority": str(job.priority), "run_at": repr(job.run_at),
+            "data": job_data(job)}  # fmt: skip
+
+
+class RedisQueue:
+    def __init__(self, client: redis.Redis, scripts: Scripts) -> None:
+        self.client = client
+        self.scripts = scripts
+        self.consumer = consumer_name()
+        self.effects: dict[str, SettleEffect] = {}
+        """Per job kind: what settling one of its jobs changes besides the queue, as ``settle.lua`` takes it."""
+        self.after_settle: list[Callable[[Settled], Awaitable[None]]] = []
+        """What runs once a batch is recorded (what cannot be said to the script)."""
+        self._entries: dict[str, tuple[str, str]] = {}
+        """Leased job id -> (priority, stream entry id), to acknowledge the entry when the job is settled."""
+        self._arrived = asyncio.Event()
+        self._queued = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def open(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="redis-work"),
+            asyncio.create_task(self._count_forever(), name="redis-depth"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _count_forever(self) -> None:
+        while True:
+            with contextlib.suppress(StoreError):
+                await self.depth()
+            await asyncio.sleep(1)
+
+    async def _listen(self) -> None:
+        """Wake the dispatcher when any process enqueues due work; resubscribe after Redis comes back."""
+        while True:
+            try:
+                async with self.client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(PREFIX + "work")
+                    self._arrived.set()  # whatever arrived while unsubscribed
+                    async for _ in pubsub.listen():
+                        self._arrived.set()
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                log.warning("lost the work channel (%s); resubscribing", exc)
+                await asyncio.sleep(1)
+
+    @property
+    def queued(self) -> int:
+        """Refreshed from Redis every second (``depth``), so it counts every node's work."""
+        return self._queued
+
+    def notify(self, added: int = 1) -> None:
+        self._queued += added
+
+    async def wait_for_work(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._arrived.wait(), timeout)
+        except TimeoutError:
+            return
+        self._arrived.clear()
+
+    @guarded
+    async def lease(self, lane: str, limit: int, now: float, lease_for: float) -> list[Job]:
+        found = await self.scripts("lease", lane, limit, repr(now), repr(lease_for), self.consumer, PROMOTE)
+        jobs = []
+        for index in range(0, len(found), 3):
+            priority, entry, data = found[index : index + 3]
+            job = Job(**json.loads(data))
+            self._entries[job.id] = (priority.decode(), entry.decode())
+            jobs.append(job)
+        return jobs
+
+    @guarded
+    async def settle(self, settled: Settled, now: float) -> None:
+        operations = []
+        for job, settlement, attempt in settled:
+            priority, entry = self._entries.pop(job.id, (str(job.priority), ""))
+            operation = {"id": job.id, "lane": job.lane, "priority": priority, "entry": entry}
+            if isinstance(settlement, Reschedule):
+                again = replace(job, run_at=settlement.run_at, lane=settlement.lane, attempts=settlement.attempts)
+                operation["again"] = queued_job(again)
+            elif isinstance(settlement, Drop):
+                operation["dead"] = settlement.reason
+            else:
+                assert isinstance(settlement, Ack)
+            effect = self.effects.get(job.kind)
+            if effect is not None:
+                operation.update(effect(job, settlement, attempt))
+            if attempt is not None:
+                operation["attempt"] = [job.kind, job.ref, attempt.provider, attempt.outcome, attempt.error or "",
+                                        repr(attempt.at)]  # fmt: skip
+            operations.append(operation)
+        if operations:
+            removed = await self.scripts("settle", operations, repr(now))
+            self._queued = max(0, self._queued - removed)
+        for hook in self.after_settle:
+            await hook(settled)
+
+    @guarded
+    async def release(self, jobs: list[Job]) -> None:
+        """Back into the schedule, due at once, for any worker to take."""
+        operations = []
+        for job in jobs:
+            priority, entry = self._entries.pop(job.id, (str(job.priority), ""))
+            operations.append({"id": job.id, "lane": job.lane, "priority": priority, "entry": entry,
+                               "again": queued_job(replace(job, run_at=0.0))})  # fmt: skip
+        if operations:
+            await self.scripts("settle", operations, "0")
+
+    @guarded
+    async def depth(self) -> dict[str, int]:
+        lanes = sorted(lane.decode() for lane in await self.client.smembers(PREFIX + "lanes"))
+        async with self.client.pipeline(transaction=False) as pipe:
+            for lane in lanes:
+                pipe.zcard(f"{PREFIX}due:{lane}")
+                for priority in PRIORITIES:
+                    pipe.xlen(f"{PREFIX}q:{lane}:{priority}")
+            counts = await pipe.execute()
+        width = 1 + len(PRIORITIES)
+        depth = {lane: sum(counts[i * width : (i + 1) * width]) for i, lane in enumerate(lanes)}
+        self._queued = sum(depth.values())
+        return {lane: count for lane, count in depth.items() if count}
+
+    @guarded
+    async def next_due(self) -> float | None:
+        """The earliest scheduled job; jobs already in a stream are due now."""
+        lanes = [lane.decode() for lane in await self.client.smembers(PREFIX + "lanes")]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for lane in lanes:
+                pipe.zrange(f"{PREFIX}due:{lane}", 0, 0, withscores=True)
+            firsts = await pipe.execute()
+        times = [first[0][1] for first in firsts if first]
+        return min(times) if times else None
