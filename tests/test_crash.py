@@ -32,13 +32,18 @@ class Server:
         concurrency: int = 2,
         port: int | None = None,
         extra: str = "",
+        database: str | None = None,
+        role: str = "all",
+        name: str = "tidings",
+        dispatch: str = "",
     ) -> None:
         self.port = port or free_port()
-        self.config = folder / "tidings.toml"
+        self.config = folder / f"{name}.toml"
         self.config.write_text(
             f"""
 port = {self.port}
-database = "sqlite:///{folder}/tidings.db"
+database = "{database or f"sqlite:///{folder}/tidings.db"}"
+role = "{role}"
 api_key = "{ROOT_KEY}"
 secret_key = "crash-test"
 [verify]
@@ -49,6 +54,7 @@ per_ip_hour = 0
 per_range_hour = 0
 [dispatch]
 shutdown_grace = 5
+{dispatch}
 [providers.yunpian]
 base_url = "{sms_url}"
 apikey = "{APIKEY}"
@@ -56,7 +62,7 @@ concurrency = {concurrency}
 {extra}
 """
         )
-        self.log = folder / "server.log"
+        self.log = folder / f"{name}.log"
         self.process: subprocess.Popen | None = None
 
     def spawn(self) -> subprocess.Popen:

@@ -16,6 +16,12 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--config", help="a TOML settings file (TIDINGS_* variables override it)")
     serve.add_argument("--host", help="overrides `host`")
     serve.add_argument("--port", type=int, help="overrides `port`")
+    serve.add_argument(
+        "--role",
+        choices=("all", "api", "worker"),
+        help="overrides `role`: api answers requests and holds live streams, worker sends, all does both (Redis only"
+        " for api and worker)",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         sys.exit(_serve(args))
@@ -30,8 +36,12 @@ def _serve(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         print(f"tidings: {exc}", file=sys.stderr)
         return 2
-    overrides = {key: value for key in ("host", "port") if (value := getattr(args, key)) is not None}
-    settings = settings.model_copy(update=overrides)
+    overrides = {key: value for key in ("host", "port", "role") if (value := getattr(args, key)) is not None}
+    try:
+        settings = type(settings).model_validate({**settings.model_dump(), **overrides})
+    except ValueError as exc:
+        print(f"tidings: {exc}", file=sys.stderr)
+        return 2
     logs.setup(settings.log_level, settings.log_format)
     try:
         server.run(settings)

@@ -211,3 +211,42 @@ class Sender(Protocol):
 
     async def send(self, message: Any) -> SendOutcome:
         """Send one prepared message; report a refusal or a network failure as an outcome, never raise."""
+
+
+Deliver = Callable[[str, bytes, list[str]], None]
+"""Hands one live-stream event (message id, event bytes, subscriber ids) to this process's open connections."""
+
+
+class Relay(Protocol):
+    """Carries live-stream events from the worker that sent them to every process that holds connections."""
+
+    async def publish(self, message_id: str, event: bytes, subscriber_ids: list[str]) -> None: ...
+
+    async def run(self, deliver: Deliver, lost: Callable[[], None]) -> None:
+        """Hand every published event to ``deliver`` until cancelled; ``lost`` is called when events may have been
+        missed (the connection to the other nodes dropped), so that clients reconnect and replay."""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One running process, as it last reported itself."""
+
+    id: str
+    role: str
+    host: str
+    pid: int
+    version: str
+    started_at: float
+    seen_at: float
+    streams: int = 0
+    """Live connections it holds."""
+    in_flight: int = 0
+    """Sends it has under way."""
+
+
+class Nodes(Protocol):
+    """The live processes: each reports itself every few seconds and is forgotten when it stops reporting."""
+
+    async def beat(self, node: Node, ttl: float) -> None: ...
+
+    async def live(self, now: float) -> list[Node]: ...

@@ -29,7 +29,9 @@ from tidings.dispatch.lane import Lane
 from tidings.keys import Keyring
 from tidings.messages import Messages, StreamJobs
 from tidings.metrics import Metrics
+from tidings.nodes import beat_forever
 from tidings.oslimits import raise_open_files
+from tidings.ports import Relay
 from tidings.providers.client import HttpClient
 from tidings.providers.registry import PROVIDERS
 from tidings.subscribers import Subscribers
@@ -45,11 +47,13 @@ RETENTION = 7 * 86400.0
 
 
 def create_app(settings: Settings) -> web.Application:
+    """The whole API; a ``worker`` serves only the operations routes (health, metrics, the cluster)."""
     app = web.Application(client_max_size=settings.max_body_size, middlewares=[handle_errors])
-    for router in ROUTERS:
+    routers = (ops.router,) if settings.role == "worker" else ROUTERS
+    for router in routers:
         router.install(app)
     ops.add_static(app)
-    app[ops.OPENAPI] = document([endpoint for router in ROUTERS for endpoint in router.endpoints])
+    app[ops.OPENAPI] = document([endpoint for router in routers for endpoint in router.endpoints])
     app.cleanup_ctx.append(lambda app: _runtime(app, settings))
     app.on_shutdown.append(_close_streams)
     return app
@@ -62,7 +66,7 @@ async def _close_streams(app: web.Application) -> None:
 
 
 async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[None]:
-    async with open_backend(settings.database, settings.secret_key) as backend:
+    async with open_backend(settings.database, settings.secret_key, settings.streams) as backend:
         metrics = Metrics()
         sealer = Sealer(backend.secret)
         verifications = Verifications(settings, backend.store, sealer)
@@ -90,36 +94,48 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
             Hub(settings.streams.buffer, _stream_capacity(settings)),
             Tokens(backend.secret),
             application_server_key(vapid),
+            backend.nodes,
+            backend.name,
         )
         app[STATE] = state
         http = HttpClient(settings.dispatch.request_timeout)
         outside = guarded_client(settings.webhooks.timeout, allow_private)
-        lanes = {**_lanes(settings, http), **_push_lanes(settings, state, vapid, outside)}
+        lanes = {**_lanes(settings, http), **_push_lanes(settings, state, vapid, outside, backend.relay)}
         _watch(metrics, state.hub, lanes["webhook"].sender)
         for lane, depth in (await backend.queue.depth()).items():
             if lane not in lanes:
                 log.warning("%d jobs wait for provider %r, which is not configured; they stay queued", depth, lane)
         kinds = {"verification": verifications, "delivery": state.messages, "stream": StreamJobs(backend.push)}
         dispatcher = Dispatcher(backend.queue, lanes, kinds, settings.dispatch, metrics)
-        running = asyncio.create_task(dispatcher.run(), name="dispatcher")
+        sends = settings.role != "api"
         background = [
             asyncio.create_task(_purge_forever(backend, settings), name="purge"),
-            asyncio.create_task(state.hub.heartbeat_forever(settings.streams.heartbeat), name="heartbeat"),
+            asyncio.create_task(
+                beat_forever(backend.nodes, settings.role, lambda: state.hub.connections, lambda: dispatcher.in_flight),
+                name="heartbeat",
+            ),
         ]
+        if settings.role != "worker":
+            background += [
+                asyncio.create_task(state.hub.heartbeat_forever(settings.streams.heartbeat), name="stream-heartbeat"),
+                asyncio.create_task(backend.relay.run(state.hub.deliver, state.hub.close_all), name="relay"),
+            ]
+        running = asyncio.create_task(dispatcher.run(), name="dispatcher") if sends else None
         try:
             yield
         finally:
             log.info("stopping: finishing or giving back the sends in flight")
             for task in background:
                 task.cancel()
-            await dispatcher.stop()
-            await running
+            if running is not None:
+                await dispatcher.stop()
+                await running
             await http.close()
             await outside.close()
 
 
 def _push_lanes(
-    settings: Settings, state: State, vapid: ec.EllipticCurvePrivateKey, outside: HttpClient
+    settings: Settings, state: State, vapid: ec.EllipticCurvePrivateKey, outside: HttpClient, relay: Relay
 ) -> dict[str, Lane]:
     hooks = settings.webhooks
     webhooks = Webhooks(
@@ -133,7 +149,7 @@ def _push_lanes(
     return {
         "webhook": Lane(webhooks, hooks.concurrency, 0),
         "webpush": Lane(webpush, settings.webpush.concurrency, 0),
-        "stream": Lane(Streams(state.push, state.hub), 64, 0),
+        "stream": Lane(Streams(state.push, relay), 64, 0),
     }
 
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidings.core.otp import MAX_CODE_LENGTH, MIN_CODE_LENGTH
 from tidings.core.types import Channel, Status, Verification, rfc3339
-from tidings.ports import ApiKey
+from tidings.ports import ApiKey, Node
 
 
 class Body(BaseModel):
@@ -112,3 +112,30 @@ class KeyList(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = {}
+
+
+class NodeOut(BaseModel):
+    id: str = Field(description="The process's name; on Redis also its consumer name in the queue's group.")
+    role: Literal["all", "api", "worker"]
+    host: str
+    pid: int
+    version: str
+    started_at: str
+    seen_at: str = Field(description="Its last heartbeat; a node silent for 15 s is left out.")
+    streams: int = Field(description="Live connections it holds.")
+    in_flight: int = Field(description="Sends it has under way.")
+
+    @classmethod
+    def of(cls, node: Node) -> NodeOut:
+        return cls(
+            id=node.id, role=node.role, host=node.host, pid=node.pid, version=node.version,
+            started_at=rfc3339(node.started_at), seen_at=rfc3339(node.seen_at), streams=node.streams,
+            in_flight=node.in_flight,
+        )  # fmt: skip
+
+
+class Cluster(BaseModel):
+    backend: Literal["sqlite", "redis"]
+    nodes: list[NodeOut]
+    queues: dict[str, int] = Field(description="Jobs waiting or in flight, by lane (provider or push channel).")
+    queued: int = Field(description="All of them.")

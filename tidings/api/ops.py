@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from importlib import resources
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
-from tidings.api.models import Health
+from tidings.api.models import Cluster, Health, NodeOut
 from tidings.api.routing import Router, json
 from tidings.api.state import STATE
 
@@ -41,6 +42,29 @@ async def readyz(request: web.Request) -> web.Response:
         answer.headers["Retry-After"] = "5"
         return answer
     return json(Health(status="ok", checks={"store": "ok", "queue": "ok"}))
+
+
+@router.route(
+    "GET",
+    "/v1/cluster",
+    summary="The live nodes (processes) and the queue depths",
+    scope="read",
+    tag=TAG,
+    answers={200: Cluster},
+    errors=(401, 403),
+)
+async def cluster(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    nodes = await state.nodes.live(time.time())
+    depth = await state.queue.depth()
+    return json(
+        Cluster(
+            backend=state.backend,
+            nodes=[NodeOut.of(node) for node in nodes],
+            queues=depth,
+            queued=sum(depth.values()),
+        )
+    )
 
 
 @router.route("GET", "/metrics", summary="Prometheus metrics", scope=None, tag=TAG)

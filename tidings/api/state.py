@@ -13,7 +13,7 @@ from tidings.core.tokens import Tokens
 from tidings.keys import Keyring
 from tidings.messages import Messages
 from tidings.metrics import Metrics
-from tidings.ports import ApiKey, PushStore, Queue, Store
+from tidings.ports import ApiKey, Nodes, PushStore, Queue, Store
 from tidings.subscribers import Subscribers
 from tidings.verification import Verifications
 
@@ -35,6 +35,9 @@ class State:
     tokens: Tokens
     vapid_public_key: str
     """The ``applicationServerKey`` browsers subscribe with."""
+    nodes: Nodes
+    backend: str
+    """The backend's name: ``sqlite`` or ``redis``."""
 
 
 STATE = web.AppKey("tidings", State)

@@ -8,16 +8,18 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from tidings.backends.local import LocalNodes, LocalRelay
 from tidings.backends.redis import open_redis
+from tidings.backends.redis.nodes import RedisNodes, RedisRelay
 from tidings.backends.sqlite.db import Database
 from tidings.backends.sqlite.push import SqlitePush
 from tidings.backends.sqlite.queue import SqliteQueue
 from tidings.backends.sqlite.store import SqliteStore, schema
 from tidings.core.settings import StreamsSettings
-from tidings.ports import PushStore, Queue, Store
+from tidings.ports import Nodes, PushStore, Queue, Relay, Store
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -28,11 +30,19 @@ class BackendError(Exception):
 
 @dataclass
 class Backend:
+    name: str
     store: Store
     queue: Queue
     push: PushStore
     secret: str
     """The server secret that seals codes at rest."""
+    relay: Relay = field(default_factory=LocalRelay)
+    nodes: Nodes = field(default_factory=LocalNodes)
+
+    @property
+    def shared(self) -> bool:
+        """Whether several processes can share it (and so run in separate roles)."""
+        return self.name == "redis"
 
 
 def sqlite_path(url: str) -> Path:
@@ -53,7 +63,10 @@ async def open_backend(
     if url.startswith(REDIS_SCHEMES):
         streams = streams or StreamsSettings()
         async with open_redis(url, secret, streams.cache_age, streams.cache_size) as parts:
-            yield Backend(parts.store, parts.queue, parts.push, parts.secret)
+            yield Backend(
+                "redis", parts.store, parts.queue, parts.push, parts.secret, RedisRelay(parts.client),
+                RedisNodes(parts.client),
+            )  # fmt: skip
         return
     path = sqlite_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +78,7 @@ async def open_backend(
         try:
             await queue.open(time.time())
             await store.open(time.time())
-            yield Backend(store, queue, SqlitePush(db, queue), secret or _secret_beside(path))
+            yield Backend("sqlite", store, queue, SqlitePush(db, queue), secret or _secret_beside(path))
         finally:
             await store.close()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from tidings.core.push import StreamCall
 from tidings.core.types import Delivered, SendOutcome
-from tidings.ports import PushStore
+from tidings.ports import PushStore, Relay
 
 
 @dataclass(slots=True)
@@ -158,6 +158,10 @@ class Hub:
                 sent += self._push(listener, event)
         return sent
 
+    def deliver(self, message_id: str, event: bytes, subscriber_ids: list[str]) -> None:
+        """What the relay hands over (see ``ports.Deliver``)."""
+        self.publish(subscriber_ids, StreamEvent(message_id, event))
+
     def close_all(self) -> None:
         """The server stops: end every stream (clients reconnect, to this node or another)."""
         for listeners in self._listeners.values():
@@ -182,19 +186,22 @@ class Hub:
 
 
 class Streams:
-    """The ``stream`` lane's sender: hand the message to the open connections, then keep it for replay.
+    """The ``stream`` lane's sender: keep the message for replay, then hand it to the open connections of every
+    process (through the relay).
 
-    Publishing first is safe: the cache write is queued on the database thread before this coroutine yields, so a
-    client that connects after the publish reads the cache after the write."""
+    Caching first is what makes a message reach a client that is connecting meanwhile: the client listens before
+    it reads the cache, so it finds the message in the cache, or receives it live, or both (and drops the
+    duplicate)."""
 
     name = "stream"
 
-    def __init__(self, store: PushStore, hub: Hub) -> None:
+    def __init__(self, store: PushStore, relay: Relay) -> None:
         self.store = store
-        self.hub = hub
+        self.relay = relay
 
     async def send(self, call: StreamCall) -> SendOutcome:
         if call.subscriber_ids:
-            self.hub.publish(call.subscriber_ids, StreamEvent(call.message_id, call.event))
-            await self.store.record_stream(call.message_id, list(call.subscriber_ids), time.time())
+            ids = list(call.subscriber_ids)
+            await self.store.record_stream(call.message_id, ids, time.time())
+            await self.relay.publish(call.message_id, call.event, ids)
         return Delivered()

@@ -157,6 +157,9 @@ class Settings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     database: str = "sqlite:///./tidings.db"
+    role: str = Field("all", pattern="^(all|api|worker)$")
+    """What this process does: ``api`` answers requests and holds live streams, ``worker`` sends, ``all`` both.
+    Separate roles share a queue, so they need Redis."""
     api_key: str | None = None
     secret_key: str | None = None
     """Seals codes at rest. Without one, a random secret is kept in a file beside the database."""
@@ -180,3 +183,19 @@ class Settings(Section):
     @property
     def region(self) -> str | None:
         return self.verify.default_region or self.default_region
+
+    @model_validator(mode="after")
+    def _roles_share_a_queue(self) -> Settings:
+        if self.role != "all" and self.database.startswith("sqlite"):
+            raise ValueError(f"role {self.role!r} needs a shared database: set database to a redis:// URL")
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_push(self) -> Settings:
+        # Webhooks and Web Push have their own timeout; the same reasoning as for providers' requests holds.
+        if self.dispatch.lease <= self.webhooks.timeout:
+            raise ValueError(
+                f"dispatch.lease ({self.dispatch.lease:g} s) must be longer than webhooks.timeout "
+                f"({self.webhooks.timeout:g} s)"
+            )
+        return self

@@ -59,6 +59,10 @@ class Dispatcher:
         self._sends: dict[asyncio.Task[None], Job] = {}
         self._preparing: set[asyncio.Task[None]] = set()
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._sends)
+
     async def run(self) -> None:
         """Lease and send until ``stop``."""
         forward = asyncio.create_task(self._forward_arrivals())

@@ -13,9 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 
@@ -24,6 +21,7 @@ import redis.asyncio as redis
 from tidings.backends.redis.client import PREFIX, Scripts, guarded
 from tidings.core.types import PRIORITIES, Job
 from tidings.errors import StoreError
+from tidings.nodes import node_id
 from tidings.ports import Ack, Attempt, Drop, Reschedule, Settlement
 
 log = logging.getLogger("tidings.redis")
@@ -33,11 +31,6 @@ SettleEffect = Callable[[Job, Settlement, Attempt | None], dict]
 
 PROMOTE = 5000
 """Due jobs a lease moves from a lane's schedule into its streams at most."""
-
-
-def consumer_name() -> str:
-    """Unique per process: peers that share one consumer name all read every job."""
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def job_data(job: Job) -> str:
@@ -54,7 +47,8 @@ class RedisQueue:
     def __init__(self, client: redis.Redis, scripts: Scripts) -> None:
         self.client = client
         self.scripts = scripts
-        self.consumer = consumer_name()
+        self.consumer = node_id()
+        """Unique per process: peers that shared one consumer name would all read every job."""
         self.effects: dict[str, SettleEffect] = {}
         """Per job kind: what settling one of its jobs changes besides the queue, as ``settle.lua`` takes it."""
         self.after_settle: list[Callable[[Settled], Awaitable[None]]] = []
