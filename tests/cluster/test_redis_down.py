@@ -1,0 +1,109 @@
+"""Redis stops and comes back: the API answers 503 with Retry-After meanwhile, never hangs, and the worker resumes
+by itself; nothing acknowledged before the stop is lost (Redis keeps an append-only file, as the guide says)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import ROOT_KEY, free_port
+from tests.dispatch.conftest import APIKEY
+from tests.test_crash import Server, wait_for
+from tidings.testing import yunpian
+from tidings.testing.emulator import EMULATOR
+
+pytestmark = pytest.mark.timeout(120)
+HEADERS = {"Authorization": f"Bearer {ROOT_KEY}"}
+
+
+class RedisProcess:
+    """A Redis of the test's own, on a free port, with its append-only file in the test's folder."""
+
+    def __init__(self, folder: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            message = "redis-server is not installed; it is needed to stop and restart a Redis"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+        self.binary = binary
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def spawn(self) -> None:
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+                "--save", "", "--appendonly", "yes", "--appendfsync", "always"]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+
+    async def start(self) -> None:
+        self.spawn()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(10)
+
+
+async def post(session: aiohttp.ClientSession, number: str) -> tuple[int, dict, float]:
+    started = time.monotonic()
+    async with session.post("/v1/verifications", json={"to": number}) as answer:
+        return (
+            answer.status,
+            {**await answer.json(), "retry-after": answer.headers.get("Retry-After")},
+            (time.monotonic() - started),
+        )
+
+
+async def test_redis_down_answers_503_and_the_worker_resumes(tmp_path, run_app):
+    emulator_app = yunpian.create_app(apikey=APIKEY, latency=0.5)
+    sms_url, sms = await run_app(emulator_app), emulator_app[EMULATOR]
+    redis = RedisProcess(tmp_path)
+    await redis.start()
+    # Sends whose preparation failed while Redis was down come back after their lease: a short one here.
+    server = Server(tmp_path, sms_url, database=redis.url, concurrency=2, dispatch="lease = 4\nrequest_timeout = 2",
+                    extra="[webhooks]\ntimeout = 2")  # fmt: skip
+    await server.start()
+    numbers = [f"+86138{n:08d}" for n in range(20)]
+    try:
+        async with aiohttp.ClientSession(server.url, headers=HEADERS) as session:
+            for number in numbers:
+                status, body, _ = await post(session, number)
+                assert status == 201, body
+            redis.stop()
+            sent_before = {m.to for m in sms.received}
+            status, body, took = await post(session, "+8613900000000")
+            assert status == 503 and body["retry-after"] is not None, body
+            assert body["error"]["code"] == "store_unavailable"
+            assert took < 6, "an answer, not a hang"
+            async with session.get("/readyz") as answer:
+                assert answer.status == 503
+            await redis.start()
+            await wait_for(lambda: {m.to for m in sms.received} >= {n.removeprefix("+86") for n in numbers}, 60)
+            status, body, _ = await post(session, "+8613900000001")
+            assert status == 201, body
+    finally:
+        server.stop(signal.SIGTERM)
+        redis.stop()
+    assert len(sent_before) < len(numbers), "everything was sent before Redis stopped; nothing was tested"
