@@ -9,9 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 
@@ -38,35 +40,38 @@ def free_port() -> int:
 def process(
     args: list[str], env: dict[str, str] | None = None, ready_url: str | None = None, cwd: Path | None = None
 ) -> Iterator[subprocess.Popen]:
-    """Run a process for the duration of the block; wait until ``ready_url`` answers."""
-    proc = subprocess.Popen(
-        args,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=raise_open_files,
-    )
-    try:
-        if ready_url is not None:
-            wait_ready(ready_url, proc)
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    """Run a process for the duration of the block; wait until ``ready_url`` answers. Its stderr goes to a file
+    (a pipe nobody reads would stop a chatty process once full)."""
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            args,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            preexec_fn=raise_open_files,
+        )
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            if ready_url is not None:
+                wait_ready(ready_url, proc, errors)
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 20) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, errors: IO[bytes], timeout: float = 20) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            errors.seek(0)
+            raise RuntimeError(f"{proc.args} exited: {errors.read().decode()[-4000:]}")
         try:
             urllib.request.urlopen(url, timeout=1).read()
             return
@@ -86,14 +91,17 @@ def connector() -> aiohttp.TCPConnector:
     return aiohttp.TCPConnector(limit=0)
 
 
-def serve_tidings(folder: Path, extra: str) -> tuple[contextlib.AbstractContextManager, str]:
-    """``tidings serve`` on a fresh database (so that no run starts with another's queue), with ``extra`` TOML
-    after the common settings; returns the process's context and the server's URL."""
+def serve_tidings(
+    folder: Path, extra: str, database: str | None = None, role: str = "all"
+) -> tuple[contextlib.AbstractContextManager, str]:
+    """``tidings serve`` on a fresh SQLite database (so that no run starts with another's queue), or on
+    ``database``, with ``extra`` TOML after the common settings; returns the process's context and its URL."""
     run = len(list(folder.glob("tidings-*.toml")))
     config = folder / f"tidings-{run}.toml"
     config.write_text(
         f"""
-database = "sqlite:///{folder}/bench-{run}.db"
+database = "{database or f"sqlite:///{folder}/bench-{run}.db"}"
+role = "{role}"
 api_key = "{KEY}"
 secret_key = "bench"
 log_level = "WARNING"

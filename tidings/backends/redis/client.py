@@ -27,11 +27,17 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+CONNECTIONS = 64
+"""Connections per process; a request waits for a free one (up to the socket timeout) rather than failing."""
+
+
 def connect(url: str) -> redis.Redis:
     """Timeouts keep a request from hanging on a Redis that stopped answering: it gets 503 instead."""
-    return redis.Redis.from_url(
-        url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=15, decode_responses=False
-    )
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=CONNECTIONS, timeout=5, socket_timeout=5, socket_connect_timeout=2,
+        health_check_interval=15,
+    )  # fmt: skip
+    return redis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
 
 
 def guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:

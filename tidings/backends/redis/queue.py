@@ -57,16 +57,15 @@ class RedisQueue:
         """Leased job id -> (priority, stream entry id), to acknowledge the entry when the job is settled."""
         self._arrived = asyncio.Event()
         self._queued = 0
-        self._tasks: list[asyncio.Task[None]] = []
+        self._wake_pending = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listening: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._listen(), name="redis-work"),
-            asyncio.create_task(self._count_forever(), name="redis-depth"),
-        ]
+        self._tasks.add(asyncio.create_task(self._count_forever(), name="redis-depth"))
 
     async def close(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *([self._listening] if self._listening else [])]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -78,7 +77,7 @@ class RedisQueue:
             await asyncio.sleep(1)
 
     async def _listen(self) -> None:
-        """Wake the dispatcher when any process enqueues due work; resubscribe after Redis comes back."""
+        """Wake the dispatcher when any process enqueues work; resubscribe after Redis comes back."""
         while True:
             try:
                 async with self.client.pubsub(ignore_subscribe_messages=True) as pubsub:
@@ -96,9 +95,28 @@ class RedisQueue:
         return self._queued
 
     def notify(self, added: int = 1) -> None:
+        """Jobs were enqueued: wake the workers of every node."""
         self._queued += added
+        if not self._wake_pending:
+            self._wake_pending = True
+            task = asyncio.create_task(self._wake_workers())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _wake_workers(self) -> None:
+        """One message for all the jobs enqueued in this turn of the event loop (a burst of requests), rather than
+        one per job: each message costs every worker a lease round."""
+        await asyncio.sleep(0)
+        self._wake_pending = False  # jobs enqueued from here on ask for a message of their own
+        try:
+            await self.client.publish(PREFIX + "work", b"")
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            log.debug("cannot wake the workers (%s); they look for work every second anyway", exc)
 
     async def wait_for_work(self, timeout: float) -> None:
+        """Only processes that send wait for work, so only they subscribe to the wake-ups."""
+        if self._listening is None:
+            self._listening = asyncio.create_task(self._listen(), name="redis-work")
         try:
             await asyncio.wait_for(self._arrived.wait(), timeout)
         except TimeoutError:
@@ -139,6 +157,8 @@ class RedisQueue:
         if operations:
             removed = await self.scripts("settle", operations, repr(now))
             self._queued = max(0, self._queued - removed)
+            if any("again" in operation for operation in operations):
+                self.notify(0)
         for hook in self.after_settle:
             await hook(settled)
 
@@ -152,6 +172,7 @@ class RedisQueue:
                                "again": queued_job(replace(job, run_at=0.0))})  # fmt: skip
         if operations:
             await self.scripts("settle", operations, "0")
+            self.notify(0)
 
     @guarded
     async def depth(self) -> dict[str, int]:

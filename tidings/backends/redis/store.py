@@ -107,9 +107,11 @@ class RedisStore:
 
     @guarded
     async def start_verification(self, request: StartRequest, now: float) -> Started | Refused:
+        """One round trip when the address has no verification yet (the usual case); when it has, the script
+        answers with it, ``core`` decides again on it, and a second round trip writes the decision."""
         pointers = _pointers(request.to, request.channel)
+        existing: tuple[Verification, str] | None = None
         for _ in range(TRIES):
-            existing = await self._latest(pointers[0])
             decision = otp.decide_start(existing[0] if existing else None, now)
             if isinstance(decision, Refused):
                 return decision
@@ -129,12 +131,13 @@ class RedisStore:
                 "job": queued_job(job) if job else None,
             }
             answer = await self.scripts("start", plan, *encode(verification))
-            if answer[0] == b"limited":
-                return abuse.refusal(request.limits[int(answer[1]) - 1], float(answer[2]))
             if answer[0] == b"ok":
                 if job:
                     self.queue.notify()
                 return Started(verification, resent)
+            if answer[0] == b"limited":
+                return abuse.refusal(request.limits[int(answer[1]) - 1], float(answer[2]))
+            existing = decode(_pairs(answer[2:])) if len(answer) > 1 else None
         raise StoreError("the verification keeps changing; try again", retry_after=1)
 
     async def _change(

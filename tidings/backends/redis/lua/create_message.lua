@@ -25,5 +25,5 @@ for _, fields in ipairs(deliveries) do
 end
 for status, count in pairs(counts) do redis.call('HINCRBY', key .. ':counts', status, count) end
 for _, suffix in ipairs({':dlv', ':waiting', ':counts'}) do redis.call('EXPIRE', key .. suffix, ttl) end
-for _, job in ipairs(jobs) do enqueue(job, now) end
+for _, job in ipairs(jobs) do enqueue(job) end
 return #jobs

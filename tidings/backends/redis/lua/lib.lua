@@ -6,14 +6,12 @@ local DEAD_LETTERS = 10000
 local ATTEMPTS_KEPT = 100000
 
 -- A job enters through its lane's schedule (a sorted set by run_at); `lease` moves it into the lane's stream for
--- its priority once it is due. `job` is {id, lane, priority, run_at, data} with numbers as strings.
-local function enqueue(job, now)
+-- its priority once it is due. `job` is {id, lane, priority, run_at, data} with numbers as strings. (The caller
+-- wakes the workers afterwards, once for all the jobs that arrive together.)
+local function enqueue(job)
   redis.call('HSET', P .. 'job:' .. job.id, 'd', job.data, 'p', job.priority)
   redis.call('ZADD', P .. 'due:' .. job.lane, job.run_at, job.id)
   redis.call('SADD', P .. 'lanes', job.lane)
-  if tonumber(job.run_at) <= tonumber(now) then
-    redis.call('PUBLISH', P .. 'work', job.lane)
-  end
 end
 
 local function stream_key(lane, priority)

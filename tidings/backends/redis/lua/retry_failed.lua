@@ -3,6 +3,6 @@
 local jobs, now = cjson.decode(ARGV[3]), ARGV[4]
 for _, job in ipairs(jobs) do
   change_delivery(job.id, {status = 'queued', attempts_set = 0, clear_error = true}, now)
-  enqueue(job, now)
+  enqueue(job)
 end
 return #jobs

@@ -8,7 +8,7 @@ local removed = 0
 for _, op in ipairs(operations) do
   finish_entry(op.lane, op.priority, op.entry)
   if op.again then
-    enqueue(op.again, now)
+    enqueue(op.again)
   else
     redis.call('DEL', P .. 'job:' .. op.id)
     removed = removed + 1
