@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aiohttp
 import verifications
-from common import KEY, PYTHON, connector, free_port, percentile, process, raise_open_files
+from common import KEY, PYTHON, connector, free_port, outcome, process, raise_open_files
 
 ARQ_WORKER = """
 import asyncio, aiohttp, uvloop
@@ -119,24 +119,8 @@ async def fan_out(api: str, emulator: str, batch: list[str], timeout: float, pid
                 raise RuntimeError(await answer.text())
     accepted = time.time()
     seen = await verifications.wait_received(emulator, batch, timeout)
-    return outcome(seen, dict.fromkeys(batch, first_call), first_call, accepted, cpu_seconds(pids) - cpu)
-
-
-def outcome(seen: dict[str, float], called: dict[str, float], first_call: float, accepted: float, cpu: float) -> dict:
-    """Throughput from the first call to the last receipt, each SMS's time from its call to its receipt, and the
-    CPU time the queue system's own processes spent per SMS."""
-    got = [number for number in called if number in seen]
-    last = max(seen[number] for number in got)
-    latencies = [seen[number] - called[number] for number in got]
-    return {
-        "sent": len(got),
-        "seconds": last - first_call,
-        "throughput": len(got) / (last - first_call),
-        "api_seconds": accepted - first_call,
-        "p50": percentile(latencies, 50),
-        "p99": percentile(latencies, 99),
-        "cpu_ms": cpu / len(got) * 1000,
-    }
+    cpu = cpu_seconds(pids) - cpu
+    return {**outcome(seen, dict.fromkeys(batch, first_call), first_call, accepted), "cpu_ms": cpu / len(batch) * 1e3}
 
 
 async def tidings_on(
@@ -159,7 +143,7 @@ async def tidings_on(
             return await fan_out(api, emulator, batch, timeout, pids)
         cpu = cpu_seconds(pids)
         result = await verifications.whole_path(api, emulator, batch, 256, timeout)
-        return {**result, "cpu_ms": (cpu_seconds(pids) - cpu) / result["sent"] * 1000}
+        return {**result, "cpu_ms": (cpu_seconds(pids) - cpu) / len(batch) * 1e3}
 
 
 async def arq_run(folder: Path, emulator: str, batch: list[str], args, port: int) -> dict:
@@ -190,7 +174,7 @@ async def arq_run(folder: Path, emulator: str, batch: list[str], args, port: int
         seen = await verifications.wait_received(emulator, batch, 120 + 3 * args.latency)
         await pool.aclose()
         worker_cpu = cpu_seconds([worker.pid]) - worker_cpu
-    return outcome(seen, called, first_call, accepted, worker_cpu + client_cpu)
+    return {**outcome(seen, called, first_call, accepted), "cpu_ms": (worker_cpu + client_cpu) / len(batch) * 1e3}
 
 
 async def main() -> None:

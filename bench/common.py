@@ -112,3 +112,18 @@ max_body_size = 1048576
     port = free_port()
     args = [PYTHON, "-m", "tidings", "serve", "--config", str(config), "--port", str(port)]
     return process(args, ready_url=f"http://127.0.0.1:{port}/healthz", cwd=folder), f"http://127.0.0.1:{port}"
+
+
+def outcome(seen: dict[str, float], called: dict[str, float], first_call: float, accepted: float) -> dict:
+    """Throughput from the first call to the last receipt, and each SMS's time from its call to its receipt."""
+    got = [number for number in called if number in seen]
+    last = max(seen[number] for number in got) if got else float("nan")
+    latencies = [seen[number] - called[number] for number in got]
+    return {
+        "sent": len(got),
+        "seconds": last - first_call,
+        "throughput": len(got) / (last - first_call),
+        "api_seconds": accepted - first_call,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+    }

@@ -33,7 +33,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen
-from common import KEY, PYTHON, connector, free_port, percentile, process, raise_open_files, serve_tidings
+from common import KEY, PYTHON, connector, free_port, outcome, percentile, process, raise_open_files, serve_tidings
 
 APIKEY = "bench-apikey"
 TEXT = "【tidings】您的验证码是123456，10分钟内有效。"
@@ -133,18 +133,7 @@ async def whole_path(
 
             await asyncio.gather(*(start(number) for number in batch))
     accepted = time.time()
-    seen = await wait_received(emulator, batch, timeout)
-    got = [number for number in batch if number in seen]
-    last = max(seen[number] for number in got) if got else float("nan")
-    latencies = [seen[number] - called[number] for number in got]
-    return {
-        "sent": len(got),
-        "seconds": last - first_call,
-        "throughput": len(got) / (last - first_call),
-        "api_seconds": accepted - first_call,
-        "p50": percentile(latencies, 50),
-        "p99": percentile(latencies, 99),
-    }
+    return outcome(await wait_received(emulator, batch, timeout), called, first_call, accepted)
 
 
 def serve(folder: Path, emulator: str, concurrency: int, database: str | None = None, role: str = "all"):

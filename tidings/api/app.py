@@ -21,6 +21,7 @@ from tidings.channels.guard import guarded_client
 from tidings.channels.stream import Hub, Streams
 from tidings.channels.webhook import Webhooks
 from tidings.channels.webpush import WebPush, application_server_key, vapid_key
+from tidings.core import push
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
 from tidings.core.tokens import Tokens
@@ -42,8 +43,6 @@ ROUTERS = (verifications.router, subscribers.router, messages.router, streams.ro
 PURGE_EVERY = 600.0
 FILES_RESERVED = 256
 """Open files kept for API requests, the database and outbound sends when streams are counted against the limit."""
-RETENTION = 7 * 86400.0
-"""Finished messages and their deliveries are kept this long after they expire."""
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -190,7 +189,7 @@ async def _purge_forever(backend: Backend, settings: Settings) -> None:
         with contextlib.suppress(Exception):
             now = time.time()
             removed = await backend.store.purge(now)
-            removed += await backend.push.purge(now, RETENTION, settings.streams.cache_age)
+            removed += await backend.push.purge(now, push.RETENTION, settings.streams.cache_age)
             if removed:
                 log.info("purged %d expired rows", removed)
         await asyncio.sleep(PURGE_EVERY)

@@ -15,6 +15,10 @@ from tidings.core.types import Status, Verification
 MIN_CODE_LENGTH = 4
 MAX_CODE_LENGTH = 10
 
+RETENTION = 25 * 3600.0
+"""Seconds a verification stays readable after it expires, and an idempotency record is kept (the contract says at
+least 24 h)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:

@@ -20,6 +20,9 @@ MAX_RECIPIENTS = 10_000
 SUBSCRIPTION_GONE = "subscription_gone"
 """A push service no longer knows a Web Push subscription (404, 410): the subscriber loses it."""
 
+RETENTION = 7 * 86400.0
+"""Seconds a message and its deliveries stay readable after the message expires."""
+
 
 class ChannelType(StrEnum):
     STREAM = "stream"

@@ -53,6 +53,14 @@ def guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return call
 
 
+async def hashes(client: redis.Redis, keys: list[str]) -> list[dict[bytes, bytes]]:
+    """Many hashes in one round trip (empty for a key that does not exist)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hgetall(key)
+        return await pipe.execute()
+
+
 class Scripts:
     """The Lua scripts in ``lua/``, each with the shared helpers of ``lib.lua`` in front, callable by name."""
 

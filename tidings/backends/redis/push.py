@@ -14,9 +14,10 @@ from dataclasses import replace
 
 import redis.asyncio as redis
 
-from tidings.backends.redis.client import PREFIX, Scripts, guarded
+from tidings.backends.redis.client import PREFIX, Scripts, guarded, hashes
 from tidings.backends.redis.queue import RedisQueue, queued_job
 from tidings.core.push import (
+    RETENTION,
     SUBSCRIPTION_GONE,
     ChannelType,
     Counts,
@@ -32,8 +33,6 @@ from tidings.core.push import (
 from tidings.core.types import Job
 from tidings.ports import Ack, Attempt, DeliveryContext, Drop, Fanout, Reschedule, Settlement
 
-RETENTION = 7 * 86400
-"""Seconds a message and its deliveries stay readable after the message expires."""
 _DELIVERY_FIELDS = ("id", "message_id", "subscriber_id", "channel", "target", "status", "attempts", "last_error",
                     "created_at", "updated_at")  # fmt: skip
 
@@ -108,25 +107,15 @@ class RedisPush:
         queue.after_settle.append(self._forget_gone_subscriptions)
 
     async def _subscribers(self, ids: list[str]) -> dict[str, Subscriber]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for id in ids:
-                pipe.hgetall(f"{PREFIX}sub:{id}")
-            found = await pipe.execute()
+        found = await hashes(self.client, [f"{PREFIX}sub:{id}" for id in ids])
         return {id: _subscriber(id, hash) for id, hash in zip(ids, found, strict=True) if hash}
 
     async def _messages(self, ids: list[str]) -> dict[str, Message]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for id in ids:
-                pipe.hgetall(f"{PREFIX}msg:{id}")
-            found = await pipe.execute()
+        found = await hashes(self.client, [f"{PREFIX}msg:{id}" for id in ids])
         return {id: _message(id, hash) for id, hash in zip(ids, found, strict=True) if hash}
 
     async def _deliveries(self, ids: list[str]) -> list[tuple[int, Delivery]]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for id in ids:
-                pipe.hgetall(f"{PREFIX}dlv:{id}")
-            found = await pipe.execute()
-        return [_delivery(hash) for hash in found if hash]
+        return [_delivery(hash) for hash in await hashes(self.client, [f"{PREFIX}dlv:{id}" for id in ids]) if hash]
 
     @guarded
     async def put_subscriber(self, subscriber: Subscriber) -> tuple[Subscriber, bool]:

@@ -13,16 +13,14 @@ from dataclasses import fields, replace
 
 import redis.asyncio as redis
 
-from tidings.backends.redis.client import PREFIX, Scripts, guarded
+from tidings.backends.redis.client import PREFIX, Scripts, guarded, hashes
 from tidings.backends.redis.queue import RedisQueue, queued_job
 from tidings.core import abuse, otp
-from tidings.core.otp import CheckResult, Refused
+from tidings.core.otp import RETENTION, CheckResult, Refused
 from tidings.core.types import Channel, Job, Status, Verification
 from tidings.errors import StoreError
 from tidings.ports import Ack, ApiKey, Attempt, Drop, Lookup, Settlement, Started, StartRequest
 
-RETENTION = 25 * 3600
-"""Seconds a verification stays readable after it expires, and an idempotency record is kept."""
 TRIES = 200
 """Reads and writes one change may take when others keep changing the same verification."""
 
@@ -177,10 +175,7 @@ class RedisStore:
 
     @guarded
     async def get_verifications(self, ids: list[str]) -> dict[str, Verification]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for id in ids:
-                pipe.hgetall(f"{PREFIX}ver:{id}")
-            found = await pipe.execute()
+        found = await hashes(self.client, [f"{PREFIX}ver:{id}" for id in ids])
         return {id: decode(hash)[0] for id, hash in zip(ids, found, strict=True) if hash}
 
     @guarded
@@ -233,7 +228,7 @@ class RedisStore:
         self, scope: str, key: str, fingerprint: str, status: int, body: bytes, now: float
     ) -> None:
         record = f"{fingerprint}\n{status}\n".encode() + body
-        await self.client.set(f"{PREFIX}idem:{scope}:{key}", record, nx=True, ex=RETENTION)
+        await self.client.set(f"{PREFIX}idem:{scope}:{key}", record, nx=True, ex=int(RETENTION))
 
     async def purge(self, now: float) -> int:
         """Everything here expires by itself (Redis TTLs)."""

@@ -18,14 +18,12 @@ from tidings.backends.sqlite.db import Database
 from tidings.backends.sqlite.limits import FLUSH_EVERY, LimitState
 from tidings.backends.sqlite.queue import SqliteQueue, insert_jobs
 from tidings.core import otp
-from tidings.core.otp import CheckResult, Refused
+from tidings.core.otp import RETENTION, CheckResult, Refused
 from tidings.core.types import Channel, Job, Status, Verification
 from tidings.errors import StoreError
 from tidings.ports import Ack, ApiKey, Attempt, Drop, Lookup, Settlement, Started, StartRequest
 
 log = logging.getLogger("tidings.sqlite")
-RETENTION = 25 * 3600.0
-"""Finished verifications and idempotency records are kept this long (the contract says at least 24 h)."""
 
 _COLUMNS = (
     "id, to_addr, channel, status, sealed_code, locale, app_name, template, created_at, expires_at, updated_at,"
