@@ -104,7 +104,9 @@ class Dispatcher:
         await self.settler.flush()
 
     async def _lease_round(self) -> bool:
-        leased = False
+        """Lease for every lane with room; True when some lane got all it asked for, so that more may be waiting
+        (otherwise the dispatcher waits for new work rather than asking again for a few jobs at a time)."""
+        more = False
         now = time.time()
         for lane in self.lanes.values():
             room = min(lane.free, self.settings.batch_size)
@@ -113,13 +115,13 @@ class Dispatcher:
             jobs = await self.queue.lease(lane.name, room, now, self.settings.lease)
             if not jobs:
                 continue
-            leased = True
+            more = more or len(jobs) == room
             lane.active += len(jobs)
             self.metrics.in_flight.labels(lane.name).set(lane.active)
             task = asyncio.create_task(self._prepare(lane, jobs))
             self._preparing.add(task)
             task.add_done_callback(self._preparing.discard)
-        return leased
+        return more
 
     async def _idle(self) -> None:
         self._wake.clear()  # before reading the queue, so a job that arrives meanwhile still wakes us
@@ -217,9 +219,11 @@ class Dispatcher:
         return None
 
     def _free(self, lane: Lane, count: int) -> None:
+        was_full = lane.free <= 0
         lane.active -= count
         self.metrics.in_flight.labels(lane.name).set(lane.active)
-        self._wake.set()
+        if was_full:  # it can take jobs again; otherwise the next arrival or lease round finds the room
+            self._wake.set()
 
 
 def _outcome_name(outcome: SendOutcome) -> str:
