@@ -14,7 +14,16 @@ import pytest
 
 from tidings.backends import Backend, open_backend
 from tidings.core.otp import CheckResult, Refused
-from tidings.core.push import ChannelType, Delivery, DeliveryStatus, Message, Subscriber, fan_out
+from tidings.core.push import (
+    SUBSCRIPTION_GONE,
+    ChannelType,
+    Delivery,
+    DeliveryStatus,
+    Message,
+    Subscriber,
+    WebPushSubscription,
+    fan_out,
+)
 from tidings.core.ratelimit import Limit
 from tidings.core.types import PRIORITY_LOW, PRIORITY_VERIFICATION, Channel, Job, Status, Verification
 from tidings.ports import Ack, ApiKey, Attempt, Drop, Lookup, Reschedule, Started, StartRequest
@@ -109,6 +118,18 @@ async def test_start_creates_then_resends_and_limits_are_atomic(backend):
     again = await backend.store.start_verification(StartRequest(fresh.to, Channel.SMS, fresh, [], sent), now + 31)
     assert isinstance(again, Started) and again.resent and again.verification.send_count == 2
     assert sum((await backend.queue.depth()).values()) == 2
+
+
+async def test_a_start_after_a_finished_verification_makes_a_new_one(backend):
+    now = time.time()
+    first = verification("ver_old", now=now)
+    await backend.store.start_verification(StartRequest(first.to, Channel.SMS, first, [], None), now)
+    await backend.store.cancel_verification("ver_old", now)
+    second = verification("ver_new", now=now)
+    started = await backend.store.start_verification(StartRequest(second.to, Channel.SMS, second, [], None), now)
+    assert isinstance(started, Started) and not started.resent and started.verification.id == "ver_new"
+    again = await backend.store.start_verification(StartRequest(second.to, Channel.SMS, second, [], None), now + 31)
+    assert isinstance(again, Started) and again.resent and again.verification.id == "ver_new"
 
 
 async def test_concurrent_checks_count_every_attempt_and_approve_once(backend):
@@ -223,3 +244,20 @@ async def test_failed_deliveries_are_queued_again_under_their_ids(backend):
     assert retried == 1
     [again] = await backend.queue.lease("sms", 10, time.time(), lease_for=30)
     assert again.id == leased.id
+
+
+async def test_a_push_subscription_that_is_gone_is_forgotten(backend):
+    push = WebPushSubscription("https://push.example/gone", "key", "auth")
+    await backend.push.put_subscriber(replace(subscriber("a"), webpush=(push,)))
+    message = Message("msg_g", None, "x", None, "normal", time.time(), time.time() + 60,
+                      channels=(ChannelType.WEBPUSH,))  # fmt: skip
+
+    def webpush_plan(message: Message, subscribers: list[Subscriber]) -> tuple[Message, list[Delivery], list]:
+        deliveries = fan_out(message, subscribers, lambda m, n: f"dlv_{m}.{n}", time.time())
+        return message, deliveries, [Job(d.id, "delivery", message.id, "webpush") for d in deliveries]
+
+    await backend.push.create_message(message, ["a"], webpush_plan)
+    [leased] = await backend.queue.lease("webpush", 10, time.time(), lease_for=30)
+    attempt = Attempt(leased, "webpush", "permanent", SUBSCRIPTION_GONE, time.time())
+    await backend.queue.settle([(leased, Drop(SUBSCRIPTION_GONE), attempt)], time.time())
+    assert (await backend.push.get_subscriber("a")).webpush == ()

@@ -15,7 +15,7 @@ from tidings.core import ratelimit
 from tidings.core.otp import Refused
 from tidings.core.ratelimit import Limit
 from tidings.core.types import Channel
-from tidings.ports import Ack, Started, StartRequest
+from tidings.ports import Ack, Reschedule, Started, StartRequest
 
 
 @pytest.fixture
@@ -39,6 +39,17 @@ async def test_a_job_is_leased_by_one_consumer_until_its_lease_runs_out(two):
     await second.queue.settle([(j, Ack(), None) for j in taken_over], now + 11)
     assert await first.queue.depth() == {}
     assert await first.queue.lease("sms", 10, now + 30, lease_for=10) == []
+
+
+async def test_a_worker_whose_lease_ran_out_records_nothing(two):
+    first, second = two
+    now = time.time()
+    await enqueue(first, [job("a")])
+    [late] = await first.queue.lease("sms", 10, now, lease_for=10)
+    [taken_over] = await second.queue.lease("sms", 10, now + 11, lease_for=10)
+    await second.queue.settle([(taken_over, Ack(), None)], now + 11)
+    await first.queue.settle([(late, Reschedule(now + 12, "sms", 1), None)], now + 12)
+    assert await first.queue.depth() == {}, "the job is not brought back"
 
 
 async def test_a_lost_consumer_group_is_made_again_and_no_job_is_skipped(two, redis_url):

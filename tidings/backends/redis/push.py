@@ -82,7 +82,12 @@ def delivery_effect(job: Job, settlement: Settlement, attempt: Attempt | None) -
         return {"delivery": {"status": "delivered", "attempts_add": counted, "clear_error": True}}
     assert isinstance(settlement, Drop)
     status = DeliveryStatus.EXPIRED if settlement.reason == "expired" else DeliveryStatus.FAILED
-    return {"delivery": {"status": status.value, "attempts_add": counted, "error": error or settlement.reason}}
+    error = error or settlement.reason
+    # A push service said the subscription is gone: the subscriber loses it (``forget_push_subscription``).
+    return {
+        "delivery": {"status": status.value, "attempts_add": counted, "error": error},
+        "gone": error == SUBSCRIPTION_GONE,
+    }
 
 
 def stream_effect(job: Job, settlement: Settlement, attempt: Attempt | None) -> dict:
@@ -104,7 +109,6 @@ class RedisPush:
         self.cache_size = cache_size
         queue.effects["delivery"] = delivery_effect
         queue.effects["stream"] = stream_effect
-        queue.after_settle.append(self._forget_gone_subscriptions)
 
     async def _subscribers(self, ids: list[str]) -> dict[str, Subscriber]:
         found = await hashes(self.client, [f"{PREFIX}sub:{id}" for id in ids])
@@ -247,20 +251,6 @@ class RedisPush:
         wanted = [id.decode() for id in reversed(ids)]
         found = await self._messages(wanted)
         return [found[id] for id in wanted if id in found]
-
-    async def _forget_gone_subscriptions(self, settled: list[tuple[Job, Settlement, Attempt | None]]) -> None:
-        """A push service said a subscription is gone (404/410): the subscriber loses it."""
-        for job, _, attempt in settled:
-            if attempt is not None and attempt.error == SUBSCRIPTION_GONE:
-                found = await self._deliveries([job.id])
-                if found:
-                    await self._forget(found[0][1].subscriber_id, found[0][1].target)
-
-    async def _forget(self, subscriber_id: str, endpoint: str) -> None:
-        subscriber = (await self._subscribers([subscriber_id])).get(subscriber_id)
-        if subscriber is not None:
-            kept = tuple(push for push in subscriber.webpush if push.endpoint != endpoint)
-            await self.put_subscriber(replace(subscriber, webpush=kept))
 
     @guarded
     async def purge(self, now: float, retention: float, cache_age: float) -> int:

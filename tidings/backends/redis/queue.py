@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, replace
 
 import redis.asyncio as redis
@@ -51,8 +51,6 @@ class RedisQueue:
         """Unique per process: peers that shared one consumer name would all read every job."""
         self.effects: dict[str, SettleEffect] = {}
         """Per job kind: what settling one of its jobs changes besides the queue, as ``settle.lua`` takes it."""
-        self.after_settle: list[Callable[[Settled], Awaitable[None]]] = []
-        """What runs once a batch is recorded (what cannot be said to the script)."""
         self._entries: dict[str, tuple[str, str]] = {}
         """Leased job id -> (priority, stream entry id), to acknowledge the entry when the job is settled."""
         self._arrived = asyncio.Event()
@@ -138,8 +136,7 @@ class RedisQueue:
     async def settle(self, settled: Settled, now: float) -> None:
         operations = []
         for job, settlement, attempt in settled:
-            priority, entry = self._entries.pop(job.id, (str(job.priority), ""))
-            operation = {"id": job.id, "lane": job.lane, "priority": priority, "entry": entry}
+            operation = self._operation(job)
             if isinstance(settlement, Reschedule):
                 again = replace(job, run_at=settlement.run_at, lane=settlement.lane, attempts=settlement.attempts)
                 operation["again"] = queued_job(again)
@@ -155,24 +152,30 @@ class RedisQueue:
                                         repr(attempt.at)]  # fmt: skip
             operations.append(operation)
         if operations:
-            removed = await self.scripts("settle", operations, repr(now))
+            removed = await self.scripts("settle", operations, repr(now), self.consumer)
+            self._forget([job for job, _, _ in settled])
             self._queued = max(0, self._queued - removed)
             if any("again" in operation for operation in operations):
                 self.notify(0)
-        for hook in self.after_settle:
-            await hook(settled)
 
     @guarded
     async def release(self, jobs: list[Job]) -> None:
         """Back into the schedule, due at once, for any worker to take."""
-        operations = []
-        for job in jobs:
-            priority, entry = self._entries.pop(job.id, (str(job.priority), ""))
-            operations.append({"id": job.id, "lane": job.lane, "priority": priority, "entry": entry,
-                               "again": queued_job(replace(job, run_at=0.0))})  # fmt: skip
+        operations = [{**self._operation(job), "again": queued_job(replace(job, run_at=0.0))} for job in jobs]
         if operations:
-            await self.scripts("settle", operations, "0")
+            await self.scripts("settle", operations, "0", self.consumer)
+            self._forget(jobs)
             self.notify(0)
+
+    def _operation(self, job: Job) -> dict:
+        """What ``settle.lua`` needs to find a leased job's stream entry. The entry is forgotten only once the
+        script has run, so that a settle that failed and is tried again still acknowledges it."""
+        priority, entry = self._entries.get(job.id, (str(job.priority), ""))
+        return {"id": job.id, "lane": job.lane, "priority": priority, "entry": entry}
+
+    def _forget(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self._entries.pop(job.id, None)
 
     @guarded
     async def depth(self) -> dict[str, int]:

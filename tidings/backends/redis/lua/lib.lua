@@ -96,3 +96,19 @@ local function consume_limits(limits, now)
   end
   return nil
 end
+
+-- A push service said a subscription is gone (404/410): the delivery's subscriber loses that endpoint.
+local function forget_push_subscription(delivery, now)
+  local found = redis.call('HMGET', P .. 'dlv:' .. delivery, 'subscriber_id', 'target')
+  if not found[1] then return end
+  local key = P .. 'sub:' .. found[1]
+  local record = redis.call('HGET', key, 'record')
+  if not record then return end
+  record = cjson.decode(record)
+  local kept = {}
+  for _, push in ipairs(record.webpush) do
+    if push[1] ~= found[2] then table.insert(kept, push) end
+  end
+  record.webpush = kept
+  redis.call('HSET', key, 'record', cjson.encode(record), 'updated_at', now)
+end

@@ -1,11 +1,22 @@
 -- Record outcomes of a batch of leased jobs, with what each job kind records of them, atomically.
--- ARGV: prefix, operations (JSON), now. An operation is {id, lane, priority, entry} plus `again` (a job to
--- schedule again), `dead` (the reason it was dropped) or neither (sent), and optionally `verification`,
--- `delivery`, `stream` (what changes besides the queue) and `attempt` (an audit record).
+-- ARGV: prefix, operations (JSON), now, consumer. An operation is {id, lane, priority, entry} plus `again` (a job
+-- to schedule again), `dead` (the reason it was dropped) or neither (sent), and optionally `verification`,
+-- `delivery`, `gone`, `stream` (what changes besides the queue) and `attempt` (an audit record).
 -- Returns how many jobs left the queue.
-local operations, now = cjson.decode(ARGV[2]), ARGV[3]
+local operations, now, consumer = cjson.decode(ARGV[2]), ARGV[3], ARGV[4]
 local removed = 0
+
+-- Only the lease holder settles: a worker whose lease ran out while it sent (and whose job another worker took
+-- over, and may have settled) records nothing, so a job is neither brought back nor counted twice.
+local function holds(op)
+  if redis.call('EXISTS', P .. 'job:' .. op.id) == 0 then return false end
+  if op.entry == '' then return true end
+  local stream = stream_key(op.lane, op.priority)
+  return #redis.call('XPENDING', stream, GROUP, op.entry, op.entry, 1, consumer) > 0
+end
+
 for _, op in ipairs(operations) do
+  if holds(op) then
   finish_entry(op.lane, op.priority, op.entry)
   if op.again then
     enqueue(op.again)
@@ -24,10 +35,12 @@ for _, op in ipairs(operations) do
     end
     redis.call('DEL', P .. 'msg:' .. op.stream[1] .. ':waiting')
   end
+  if op.gone then forget_push_subscription(op.id, now) end
   if op.attempt then
     local a = op.attempt
     redis.call('XADD', P .. 'attempts', 'MAXLEN', '~', ATTEMPTS_KEPT, '*', 'job', op.id, 'kind', a[1], 'ref', a[2],
                'provider', a[3], 'outcome', a[4], 'error', a[5], 'at', a[6])
+  end
   end
 end
 return removed

@@ -7,8 +7,7 @@ local plan = cjson.decode(ARGV[2])
 local current = redis.call('GET', plan.pointers[1]) or ''
 local found = current ~= '' and redis.call('HGETALL', P .. 'ver:' .. current) or {}
 if #found == 0 then current = '' end
-local key = P .. 'ver:' .. plan.id
-if current ~= plan.expect or (current ~= '' and redis.call('HGET', key, 'v') ~= plan.version) then
+if current ~= plan.expect or (current ~= '' and redis.call('HGET', P .. 'ver:' .. current, 'v') ~= plan.version) then
   if current == '' then return {'conflict'} end
   table.insert(found, 1, current)
   table.insert(found, 1, 'conflict')
@@ -17,7 +16,9 @@ end
 local now = tonumber(plan.now)
 local refused, retry_after = consume_limits(plan.limits, now)
 if refused then return {'limited', refused, string.format('%.17g', retry_after)} end
-put_hash(key, tonumber(plan.version) + 1, plan.ttl, 3)
+-- A resend writes the same verification's next version; a new one (none, or the last one finished) starts at 1.
+local version = plan.id == current and tonumber(plan.version) + 1 or 1
+put_hash(P .. 'ver:' .. plan.id, version, plan.ttl, 3)
 for _, pointer in ipairs(plan.pointers) do
   redis.call('SET', pointer, plan.id, 'EX', plan.ttl)
 end
