@@ -239,9 +239,9 @@ async def test_failed_deliveries_are_queued_again_under_their_ids(backend):
     await backend.queue.settle([(leased, Drop("bad_number"), attempt)], time.time())
     [(_, failed)] = await backend.push.list_deliveries(None, DeliveryStatus.FAILED.value, 0, 10)
     assert (failed.id, failed.attempts, failed.last_error) == (leased.id, 1, "bad_number")
-    retried = await backend.push.retry_failed("msg_f", lambda ds: [Job(d.id, "delivery", "msg_f", "sms") for d in ds],
-                                              time.time())  # fmt: skip
-    assert retried == 1
+    jobs_for = lambda ds: [Job(d.id, "delivery", "msg_f", "sms") for d in ds]  # noqa: E731
+    retried = await asyncio.gather(*(backend.push.retry_failed("msg_f", jobs_for, time.time()) for _ in range(2)))
+    assert sorted(retried) == [0, 1], "two retries at once queue the delivery once"
     [again] = await backend.queue.lease("sms", 10, time.time(), lease_for=30)
     assert again.id == leased.id
 

@@ -16,13 +16,23 @@ from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as redis
-from redis.exceptions import BusyLoadingError, ConnectionError, NoScriptError, ReadOnlyError, TimeoutError
+from redis.exceptions import (
+    BusyLoadingError,
+    ConnectionError,
+    NoScriptError,
+    ReadOnlyError,
+    ResponseError,
+    TimeoutError,
+)
 
 from tidings.errors import StoreError
 
 PREFIX = "tidings:"
 RETRY_AFTER = 2
 """Seconds a caller is asked to wait while Redis is down or restarting."""
+
+UNAVAILABLE = ("OOM", "MASTERDOWN", "NOREPLICAS", "LOADING", "TRYAGAIN", "CLUSTERDOWN")
+"""Redis's answers for "not now" (out of memory under noeviction, no master, ...): 503, not a bug."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -50,6 +60,10 @@ def guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
             return await method(*args, **kwargs)
         except (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError, OSError) as exc:
             raise StoreError(f"Redis is unavailable: {exc}", retry_after=RETRY_AFTER) from exc
+        except ResponseError as exc:
+            if not str(exc).startswith(UNAVAILABLE):
+                raise
+            raise StoreError(f"Redis cannot take writes: {exc}", retry_after=RETRY_AFTER) from exc
 
     return call
 
@@ -116,9 +130,13 @@ class Scripts:
             for name, argv, _ in batch:
                 pipe.evalsha(self._shas[name], 0, *argv)
             results = await pipe.execute(raise_on_error=False)
-        if again and any(isinstance(result, NoScriptError) for result in results):
-            # A Redis that restarted (or was told SCRIPT FLUSH) has forgotten the scripts.
+        missing = [index for index, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if again and missing:
+            # A Redis that restarted (or was told SCRIPT FLUSH) has forgotten the scripts: load them, and run again
+            # only the calls that did not run (the others did, and must not run twice).
             for source in self._sources.values():
                 await self.client.script_load(source)
-            return await self._execute(batch, again=False)
+            rerun = await self._execute([batch[index] for index in missing], again=False)
+            for index, result in zip(missing, rerun, strict=True):
+                results[index] = result
         return results

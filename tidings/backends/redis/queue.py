@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 
@@ -123,7 +124,10 @@ class RedisQueue:
 
     @guarded
     async def lease(self, lane: str, limit: int, now: float, lease_for: float) -> list[Job]:
-        found = await self.scripts("lease", lane, limit, repr(now), repr(lease_for), self.consumer, PROMOTE)
+        shift = now - time.time()
+        found = await self.scripts(
+            "lease", lane, limit, repr(now), repr(lease_for), self.consumer, PROMOTE, repr(shift)
+        )
         jobs = []
         for index in range(0, len(found), 3):
             priority, entry, data = found[index : index + 3]

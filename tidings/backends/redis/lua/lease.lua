@@ -1,8 +1,8 @@
 -- Lease up to `limit` due jobs of one lane, highest priority first.
--- ARGV: prefix, lane, limit, now (s), lease (s), consumer, promote (how many due jobs to move at most).
+-- ARGV: prefix, lane, limit, now (s), lease (s), consumer, promote (how many due jobs to move at most), shift (s).
 -- Returns a flat list: priority, entry id, job data, for each job.
 local lane, limit, now, lease = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
-local consumer, promote = ARGV[6], tonumber(ARGV[7])
+local consumer, promote, shift = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 
 -- Scheduled jobs that are due join their priority's stream.
 local schedule = P .. 'due:' .. lane
@@ -17,11 +17,10 @@ if #due > 0 then
   redis.call('ZREM', schedule, unpack(due))
 end
 
--- A lease runs out `lease` seconds after its entry was delivered. Entries' idle times are in Redis's clock; `now`
--- is the caller's, so the difference between the two moves the threshold (and lets tests move time).
-local time = redis.call('TIME')
-local redis_now = tonumber(time[1]) + tonumber(time[2]) / 1e6
-local min_idle = math.max(0, math.floor((lease - (tonumber(now) - redis_now)) * 1000))
+-- A lease runs out `lease` seconds after its entry was delivered, by Redis's clock (idle time), so workers whose
+-- clocks disagree never take over each other's jobs early. `shift` is how far the caller's `now` is ahead of its
+-- own clock: zero when sending, the time a test moves forward.
+local min_idle = math.max(0, math.floor((lease - shift) * 1000))
 
 local out = {}
 local function take(priority, entries)
