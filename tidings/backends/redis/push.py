@@ -254,17 +254,9 @@ class RedisPush:
 
     @guarded
     async def purge(self, now: float, retention: float, cache_age: float) -> int:
-        """Drop index entries whose delivery expired (the records themselves expire by TTL)."""
-        removed = 0
-        indexes = [f"{PREFIX}dlv:all"] + [f"{PREFIX}dlv:status:{status.value}" for status in DeliveryStatus]
-        for index in indexes:
-            while ids := await self.client.zrange(index, 0, 999):
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for id in ids:
-                        pipe.exists(f"{PREFIX}dlv:{id.decode()}")
-                    gone = [id for id, exists in zip(ids, await pipe.execute(), strict=True) if not exists]
-                if gone:
-                    removed += await self.client.zrem(index, *gone)
-                if len(gone) < len(ids):
-                    break
+        """Take expired deliveries out of the global indexes (their records and caches expire by TTL)."""
+        removed, messages = 0, 1
+        while messages:
+            messages, entries = await self.scripts("purge", repr(now), 100)
+            removed += entries
         return removed

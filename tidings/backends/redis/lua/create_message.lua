@@ -24,6 +24,9 @@ for _, fields in ipairs(deliveries) do
   end
 end
 for status, count in pairs(counts) do redis.call('HINCRBY', key .. ':counts', status, count) end
-for _, suffix in ipairs({':dlv', ':waiting', ':counts'}) do redis.call('EXPIRE', key .. suffix, ttl) end
+for _, suffix in ipairs({':waiting', ':counts'}) do redis.call('EXPIRE', key .. suffix, ttl) end
+-- The list of its deliveries outlives them by a day: `purge.lua` reads it to take them out of the global indexes.
+redis.call('EXPIRE', key .. ':dlv', ttl + 86400)
+redis.call('ZADD', P .. 'messages', tonumber(now) + ttl, message.id)
 for _, job in ipairs(jobs) do enqueue(job) end
 return #jobs
