@@ -82,6 +82,9 @@ allow_private_networks = true
         ("[verify]\nsms_providers = ['carrier-pigeon']\n", {}, "carrier-pigeon"),
         ("[providers.twilio]\ncolour = 1\n", {}, "providers.twilio.colour"),
         ("[dispatch]\nlease = 5\nrequest_timeout = 10\n", {}, "lease"),
+        ("[dispatch]\nlease = 8\nrequest_timeout = 2\n[webhooks]\ntimeout = 10\n", {}, "webhooks.timeout"),
+        ("role = 'worker'\n", {}, "redis://"),
+        ("", {"TIDINGS_ROLE": "cook"}, "role"),
         ("[verify]\ntemplates = { login = { en = 'no code here' } }\n", {}, "{code}"),
         ("not toml at all [", {}, "not valid TOML"),
     ],
@@ -107,3 +110,12 @@ def test_serve_refuses_a_bad_config_with_a_message(tmp_path):
     )
     assert done.returncode == 2
     assert "verify.code_length" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_refuses_a_role_on_sqlite_with_a_message(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "tidings", "serve", "--role", "api", "--port", "0"],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "redis://" in done.stderr and "Traceback" not in done.stderr
