@@ -146,7 +146,7 @@ async def test_a_stream_on_one_node_gets_what_another_accepted(tmp_path, redis_u
             async with session.get(f"{first.url}/v1/subscribers/ada/stream") as stream:
                 assert stream.status == 200
                 await send(second, {"to": ["ada"], "body": "across", "channels": ["stream"]})
-                event = await asyncio.wait_for(_next_event(stream), 10)
+                event = await asyncio.wait_for(next_event(stream), 10)
             assert b"across" in event
             message_id = next(line for line in event.split(b"\n") if line.startswith(b"id:")).split(b":", 1)[1]
             await send(second, {"to": ["ada"], "body": "later", "channels": ["stream"]})
@@ -154,11 +154,11 @@ async def test_a_stream_on_one_node_gets_what_another_accepted(tmp_path, redis_u
             # A client that reconnects to the other node replays what it missed from the shared cache.
             headers = {"Last-Event-ID": message_id.strip().decode()}
             async with session.get(f"{second.url}/v1/subscribers/ada/stream", headers=headers) as stream:
-                replayed = await asyncio.wait_for(_next_event(stream), 10)
+                replayed = await asyncio.wait_for(next_event(stream), 10)
             assert b"later" in replayed and b"across" not in replayed
 
 
-async def _next_event(stream: aiohttp.ClientResponse) -> bytes:
+async def next_event(stream: aiohttp.ClientResponse) -> bytes:
     """The next SSE event that is not a heartbeat (a comment)."""
     buffer = b""
     while True:

@@ -4,6 +4,7 @@ by itself; nothing acknowledged before the stop is lost (Redis keeps an append-o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
+from tests.cluster.test_cluster import next_event
 from tests.conftest import ROOT_KEY, free_port
 from tests.dispatch.conftest import APIKEY
 from tests.test_crash import Server, wait_for
@@ -107,3 +110,32 @@ async def test_redis_down_answers_503_and_the_worker_resumes(tmp_path, run_app):
         server.stop(signal.SIGTERM)
         redis.stop()
     assert len(sent_before) < len(numbers), "everything was sent before Redis stopped; nothing was tested"
+
+
+async def test_a_node_that_loses_the_relay_ends_its_streams_so_clients_replay(tmp_path, run_app):
+    emulator_app = yunpian.create_app(apikey=APIKEY)
+    sms_url = await run_app(emulator_app)
+    redis = RedisProcess(tmp_path)
+    await redis.start()
+    server = Server(tmp_path, sms_url, database=redis.url)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession(server.url, headers=HEADERS) as session:
+            async with session.put("/v1/subscribers/ada", json={"channels": []}) as answer:
+                assert answer.status == 201
+            async with session.get("/v1/subscribers/ada/stream") as stream:
+                await asyncio.sleep(0.5)  # connected and listening
+                killer = aioredis.Redis.from_url(redis.url)
+                await killer.client_kill_filter(_type="pubsub")
+                await killer.aclose()
+                with contextlib.suppress(aiohttp.ClientPayloadError):  # cut, as a server that goes away does
+                    await asyncio.wait_for(stream.content.read(), 10)
+            async with session.post("/v1/messages", json={"to": ["ada"], "body": "after", "channels": ["stream"]}):
+                pass
+            await asyncio.sleep(0.5)
+            async with session.get("/v1/subscribers/ada/stream", params={"since": "msg_0"}) as stream:
+                replayed = await asyncio.wait_for(next_event(stream), 10)
+            assert b"after" in replayed
+    finally:
+        server.stop(signal.SIGTERM)
+        redis.stop()
