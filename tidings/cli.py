@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from tidings import config, logs, server
-    from tidings.backends import BackendError
+    from tidings.errors import BackendError
 
     try:
         settings = config.load(args.config)

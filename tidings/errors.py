@@ -98,3 +98,7 @@ class Unavailable(_WithRetryAfter):
 
 class StoreError(Unavailable):
     code = "store_unavailable"
+
+
+class BackendError(Exception):
+    """The database cannot be opened at start; the message says why (the command prints it and exits)."""

@@ -19,13 +19,10 @@ from tidings.backends.sqlite.push import SqlitePush
 from tidings.backends.sqlite.queue import SqliteQueue
 from tidings.backends.sqlite.store import SqliteStore, schema
 from tidings.core.settings import StreamsSettings
+from tidings.errors import BackendError
 from tidings.ports import Nodes, PushStore, Queue, Relay, Store
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-
-
-class BackendError(Exception):
-    """The database URL cannot be opened; the message says why."""
 
 
 @dataclass
@@ -38,11 +35,6 @@ class Backend:
     """The server secret that seals codes at rest."""
     relay: Relay = field(default_factory=LocalRelay)
     nodes: Nodes = field(default_factory=LocalNodes)
-
-    @property
-    def shared(self) -> bool:
-        """Whether several processes can share it (and so run in separate roles)."""
-        return self.name == "redis"
 
 
 def sqlite_path(url: str) -> Path:

@@ -95,15 +95,6 @@ class DispatchSettings(Section):
     max_queue: int = Field(1_000_000, ge=1)
     """Queued jobs beyond which the API answers 503 instead of accepting more."""
 
-    @model_validator(mode="after")
-    def _lease_outlasts_a_request(self) -> DispatchSettings:
-        # A lease that ran out during a slow send would let the job be taken and sent a second time.
-        if self.lease <= self.request_timeout:
-            raise ValueError(
-                f"lease ({self.lease:g} s) must be longer than request_timeout ({self.request_timeout:g} s)"
-            )
-        return self
-
 
 class PushSettings(Section):
     """Messages pushed to subscribers."""
@@ -191,11 +182,13 @@ class Settings(Section):
         return self
 
     @model_validator(mode="after")
-    def _lease_outlasts_a_push(self) -> Settings:
-        # Webhooks and Web Push have their own timeout; the same reasoning as for providers' requests holds.
-        if self.dispatch.lease <= self.webhooks.timeout:
-            raise ValueError(
-                f"dispatch.lease ({self.dispatch.lease:g} s) must be longer than webhooks.timeout "
-                f"({self.webhooks.timeout:g} s)"
-            )
+    def _lease_outlasts_every_send(self) -> Settings:
+        # A lease that ran out during a slow send would let another worker take the job and send it a second time.
+        lease = self.dispatch.lease
+        for name, timeout in (
+            ("dispatch.request_timeout", self.dispatch.request_timeout),  # providers
+            ("webhooks.timeout", self.webhooks.timeout),  # webhooks and Web Push
+        ):
+            if lease <= timeout:
+                raise ValueError(f"dispatch.lease ({lease:g} s) must be longer than {name} ({timeout:g} s)")
         return self

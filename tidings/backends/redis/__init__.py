@@ -15,6 +15,7 @@ from tidings.backends.redis.client import PREFIX, Scripts, connect
 from tidings.backends.redis.push import RedisPush
 from tidings.backends.redis.queue import RedisQueue
 from tidings.backends.redis.store import RedisStore
+from tidings.errors import BackendError
 
 log = logging.getLogger("tidings.redis")
 WAIT_AT_START = 30.0
@@ -58,7 +59,7 @@ async def _wait_for(client: redis.Redis, url: str) -> None:
             return
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             if loop.time() > give_up:
-                raise ConnectionError(f"Redis at {url} does not answer: {exc}") from exc
+                raise BackendError(f"Redis at {url} does not answer: {exc}") from exc
             log.warning("waiting for Redis at %s: %s", url, exc)
             await asyncio.sleep(1)
 

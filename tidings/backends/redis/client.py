@@ -11,6 +11,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
@@ -27,6 +28,7 @@ from redis.exceptions import (
 
 from tidings.errors import StoreError
 
+log = logging.getLogger("tidings.redis")
 PREFIX = "tidings:"
 RETRY_AFTER = 2
 """Seconds a caller is asked to wait while Redis is down or restarting."""
@@ -74,6 +76,26 @@ async def hashes(client: redis.Redis, keys: list[str]) -> list[dict[bytes, bytes
         for key in keys:
             pipe.hgetall(key)
         return await pipe.execute()
+
+
+async def listen_forever(
+    client: redis.Redis, channel: str, handle: Callable[[bytes], None], missed: Callable[[], None]
+) -> None:
+    """Hand every message published on ``channel`` to ``handle``, until cancelled. Pub/sub keeps nothing for a
+    subscriber that was away: after Redis comes back, ``missed`` is called once subscribed again."""
+    subscribed_before = False
+    while True:
+        try:
+            async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(channel)
+                if subscribed_before:
+                    missed()
+                subscribed_before = True
+                async for message in pubsub.listen():
+                    handle(message["data"])
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            log.warning("lost the Redis channel %s (%s); subscribing again", channel, exc)
+            await asyncio.sleep(1)
 
 
 class Scripts:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import asdict
 
 import redis.asyncio as redis
 
-from tidings.backends.redis.client import PREFIX, guarded
+from tidings.backends.redis.client import PREFIX, guarded, listen_forever
 from tidings.ports import Deliver, Node
 
-log = logging.getLogger("tidings.redis")
 CHANNEL = PREFIX + "hub"
 
 
@@ -31,20 +28,11 @@ class RedisRelay:
         await self.client.publish(CHANNEL, f"{message_id}\n{json.dumps(subscriber_ids)}\n".encode() + event)
 
     async def run(self, deliver: Deliver, lost: Callable[[], None]) -> None:
-        subscribed_before = False
-        while True:
-            try:
-                async with self.client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(CHANNEL)
-                    if subscribed_before:
-                        lost()
-                    subscribed_before = True
-                    async for message in pubsub.listen():
-                        message_id, ids, event = message["data"].split(b"\n", 2)
-                        deliver(message_id.decode(), event, json.loads(ids))
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                log.warning("lost the live-stream relay (%s); resubscribing", exc)
-                await asyncio.sleep(1)
+        def handle(data: bytes) -> None:
+            message_id, ids, event = data.split(b"\n", 2)
+            deliver(message_id.decode(), event, json.loads(ids))
+
+        await listen_forever(self.client, CHANNEL, handle, lost)
 
 
 class RedisNodes:

@@ -19,7 +19,7 @@ from dataclasses import asdict, replace
 
 import redis.asyncio as redis
 
-from tidings.backends.redis.client import PREFIX, Scripts, guarded
+from tidings.backends.redis.client import PREFIX, Scripts, guarded, listen_forever
 from tidings.core.types import PRIORITIES, Job
 from tidings.errors import StoreError
 from tidings.nodes import node_id
@@ -75,19 +75,6 @@ class RedisQueue:
                 await self.depth()
             await asyncio.sleep(1)
 
-    async def _listen(self) -> None:
-        """Wake the dispatcher when any process enqueues work; resubscribe after Redis comes back."""
-        while True:
-            try:
-                async with self.client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(PREFIX + "work")
-                    self._arrived.set()  # whatever arrived while unsubscribed
-                    async for _ in pubsub.listen():
-                        self._arrived.set()
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                log.warning("lost the work channel (%s); resubscribing", exc)
-                await asyncio.sleep(1)
-
     @property
     def queued(self) -> int:
         """Refreshed from Redis every second (``depth``), so it counts every node's work."""
@@ -115,7 +102,10 @@ class RedisQueue:
     async def wait_for_work(self, timeout: float) -> None:
         """Only processes that send wait for work, so only they subscribe to the wake-ups."""
         if self._listening is None:
-            self._listening = asyncio.create_task(self._listen(), name="redis-work")
+            # Any process that enqueues work wakes every worker; after a gap, look for what came meanwhile.
+            wake = self._arrived.set
+            listening = listen_forever(self.client, PREFIX + "work", lambda _: wake(), wake)
+            self._listening = asyncio.create_task(listening, name="redis-work")
         try:
             await asyncio.wait_for(self._arrived.wait(), timeout)
         except TimeoutError:

@@ -239,5 +239,4 @@ class RedisStore:
         await self.client.ping()
 
     async def close(self) -> None:
-        await self.queue.close()
-        await self.client.aclose()
+        """The connection and the queue belong to the backend (``open_redis``), which closes them."""
