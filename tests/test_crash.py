@@ -141,7 +141,7 @@ async def test_every_queued_code_is_sent_after_a_restart(tmp_path, slow_sms, sig
         await wait_for(lambda: {m.to for m in sms.received} >= {n.removeprefix("+86") for n in numbers}, 30)
     finally:
         restarted.stop(signal.SIGTERM)
-    ids = [m.id for m in sms.received]
+    ids = [m.to for m in sms.received]
     duplicates = len(ids) - len(set(ids))
     assert duplicates <= 2, "only the sends in flight at the kill may be repeated"
     if sig == signal.SIGTERM:

@@ -123,6 +123,7 @@ async def test_retry_after_from_the_provider_is_honoured(serve, yunpian_emulator
     sms = await yunpian_emulator(same_number_interval=60)
     api = await serve(yunpian_config(sms.url))
     await api.post("/v1/verifications", {"to": NUMBER})
+    await eventually(lambda: sms.texts(NUMBER))
     await api.post("/v1/verifications", {"to": NUMBER})
     await eventually(lambda: sms.emulator.requests == 2)
     await asyncio.sleep(0.5)

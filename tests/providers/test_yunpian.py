@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
+import aiohttp
 import pytest
 
 from tidings.core.types import Delivered, OutboundMessage, Permanent, Transient
@@ -151,7 +153,8 @@ async def test_emulator_holds_slow_requests_at_once(yunpian_app):
     """Slow answers overlap instead of queueing: 500 sends at 0.5 s latency take about a second, not 250 s."""
     sms = await yunpian_app(latency=0.5)
     http = HttpClient(timeout=10.0)
-    sender = Yunpian(Yunpian.Settings.model_validate({"base_url": sms.url, "apikey": APIKEY}), http)
+    settings = {"base_url": sms.url, "apikey": APIKEY, "batch_size": 1}
+    sender = Yunpian(Yunpian.Settings.model_validate(settings), http)
     try:
         started = time.perf_counter()
         outcomes = await asyncio.gather(*(sender.send(message(to=f"+86138{i:08d}")) for i in range(500)))
@@ -161,6 +164,91 @@ async def test_emulator_holds_slow_requests_at_once(yunpian_app):
     assert [outcome for outcome in outcomes if not isinstance(outcome, Delivered)] == []
     assert elapsed < 5.0
     assert len({received.to for received in sms.received}) == 500
+
+
+async def test_sends_started_together_go_in_one_multi_send(yunpian_app, provider):
+    sms = await yunpian_app()
+    sender = provider(Yunpian, base_url=sms.url, apikey=APIKEY, signature="Acme")
+    numbers = [f"+86138{i:08d}" for i in range(5)] + ["+14155550100"]
+    texts = [f"Your code is {i}, valid 10 min" for i in range(6)]
+    pairs = list(zip(numbers, texts, strict=True))
+    outcomes = await asyncio.gather(*(sender.send(message(to=n, text=t)) for n, t in pairs))
+    assert all(isinstance(outcome, Delivered) and outcome.provider_message_id for outcome in outcomes)
+    assert len({outcome.provider_message_id for outcome in outcomes}) == 6
+    assert sms.state.requests == 1
+    assert [(r.to, r.text) for r in sms.received] == [(yunpian.mobile(n), f"【Acme】{t}") for n, t in pairs]
+
+
+async def test_a_batch_is_read_number_by_number(yunpian_app, provider):
+    """One refused number does not fail the others, and a frequency error still asks to wait."""
+    sms = await yunpian_app(same_number_interval=60)
+    sender = provider(Yunpian, base_url=sms.url, apikey=APIKEY)
+    assert isinstance(await sender.send(message(to="+8613800138000")), Delivered)
+    outcomes = await asyncio.gather(
+        sender.send(message(to="+8613900139000")),
+        sender.send(message(to="+8612345")),
+        sender.send(message(to="+8613700137000", text="no signature")),
+        sender.send(message(to="+8613800138000")),
+    )
+    assert isinstance(outcomes[0], Delivered)
+    assert [outcome.error for outcome in outcomes[1:]] == ["yunpian_2", "yunpian_5", "yunpian_33"]
+    assert isinstance(outcomes[1], Permanent) and isinstance(outcomes[2], Permanent)
+    assert isinstance(outcomes[3], Transient) and outcomes[3].retry_after == 30.0
+    assert sms.state.requests == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "apikey", "expected"),
+    [({"failure_rate": 1.0}, APIKEY, Transient), ({}, "wrong", Permanent), ({"latency": 2.0}, APIKEY, Transient)],
+)
+async def test_a_batch_that_fails_whole_fails_every_message(yunpian_app, provider, options, apikey, expected):
+    sms = await yunpian_app(**options)
+    sender = provider(Yunpian, base_url=sms.url, apikey=apikey)
+    outcomes = await asyncio.gather(*(sender.send(message(to=f"+86138{i:08d}")) for i in range(3)))
+    assert all(isinstance(outcome, expected) for outcome in outcomes)
+    assert len({outcome.error for outcome in outcomes}) == 1
+    assert sms.received == []
+
+
+async def test_batches_are_cut_at_batch_size(yunpian_app, provider):
+    sms = await yunpian_app()
+    sender = provider(Yunpian, base_url=sms.url, apikey=APIKEY, batch_size=4)
+    outcomes = await asyncio.gather(*(sender.send(message(to=f"+86138{i:08d}")) for i in range(10)))
+    assert all(isinstance(outcome, Delivered) for outcome in outcomes)
+    assert sms.state.requests == 3 and len(sms.received) == 10
+
+
+async def test_a_lone_send_goes_alone_with_its_uid(yunpian_app, provider):
+    sms = await yunpian_app()
+    sender = provider(Yunpian, base_url=sms.url, apikey=APIKEY)
+    await sender.send(message())
+    await sender.send(message(to="+8613900139000"))
+    assert sms.state.requests == 2 and [r.id for r in sms.received] == ["snd_1.1", "snd_1.1"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"data": [{"code": 0, "sid": 1}]}, "yunpian_bad_answer"),
+        ({"data": [{"code": 0, "sid": 1}, {"msg": "?"}]}, "yunpian_bad_answer"),
+        ({"http_status_code": 400, "code": -1, "msg": "m"}, "yunpian_-1"),
+    ],
+)
+def test_multi_send_answers_that_cannot_be_read_by_number(body, expected):
+    answer = Response(200, {}, json.dumps(body).encode())
+    assert {outcome.error for outcome in yunpian.read_many(answer, 2)} == {expected}
+
+
+async def test_emulator_multi_send_checks_the_lists(yunpian_app):
+    sms = await yunpian_app()
+    async with aiohttp.ClientSession() as session:
+        form = {"apikey": APIKEY, "mobile": "13800138000,13900139000", "text": "%E3%80%90A%E3%80%91x"}
+        async with session.post(f"{sms.url}/v2/sms/multi_send.json", data=form) as answer:
+            assert answer.status == 400 and (await answer.json())["code"] == 2
+        form = {"apikey": APIKEY, "mobile": ",".join(["13800138000"] * 1001), "text": ",".join(["x"] * 1001)}
+        async with session.post(f"{sms.url}/v2/sms/multi_send.json", data=form) as answer:
+            assert answer.status == 400 and (await answer.json())["code"] == 2
+    assert sms.received == []
 
 
 def test_emulator_command_line():

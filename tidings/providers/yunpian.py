@@ -1,18 +1,25 @@
-"""Yunpian (云片) single send: ``POST /v2/sms/single_send.json`` with ``apikey``, ``mobile``, ``text`` and ``uid``.
+"""Yunpian (云片): ``POST /v2/sms/single_send.json`` for one message, ``/v2/sms/multi_send.json`` for many.
 
 The text must begin with the 【signature】 registered with Yunpian. Answers are JSON with ``code`` 0 on success
 (``sid`` is the message id); other codes are Yunpian's documented ones, read as below.
+
+Sends that the dispatcher starts in the same turn (a leased batch) go as one ``multi_send`` of up to
+``batch_size`` messages: ``mobile`` and ``text`` are comma-separated lists, each text URL-encoded first, and the
+answer's ``data`` holds one result per number, in order. A lone send still goes alone, with its ``uid``, so a
+batch never makes a message wait.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+from urllib.parse import quote
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
+from tidings.batching import TurnBatch
 from tidings.core.types import Delivered, OutboundMessage, Permanent, SendOutcome, Transient
 from tidings.providers.base import Provider, ProviderSettings, secret
-from tidings.providers.client import Response, outcome_for_status
+from tidings.providers.client import HttpClient, Response, outcome_for_status
 
 RETRYABLE = frozenset({-4, -5, -50, -51, -52, -53})
 """Call quota or frequency exceeded for the account (-4, -5); unknown error, system busy, or a failure while
@@ -35,11 +42,17 @@ matching template, template unusable, number blacklisted, marketing paused, sign
 unsupported region, bad apikey, API or IP not allowed."""
 
 
+MAX_BATCH = 1000
+"""The most numbers Yunpian takes in one ``multi_send``."""
+
+
 class YunpianSettings(ProviderSettings):
     base_url: str = "https://sms.yunpian.com"
     apikey: SecretStr
     signature: str | None = None
     """Put as 【signature】 in front of a text that starts with none; the app name is used when not set."""
+    batch_size: int = Field(MAX_BATCH, ge=1, le=MAX_BATCH)
+    """At most this many messages in one ``multi_send``; 1 sends every message on its own."""
 
 
 class Yunpian(Provider):
@@ -47,18 +60,40 @@ class Yunpian(Provider):
     Settings: ClassVar[type[ProviderSettings]] = YunpianSettings
     settings: YunpianSettings
 
+    def __init__(self, settings: ProviderSettings, http: HttpClient) -> None:
+        super().__init__(settings, http)
+        self._batch = TurnBatch(self._send_many, self.settings.batch_size)
+
     async def send(self, message: OutboundMessage) -> SendOutcome:
+        return await self._batch(message)
+
+    async def _send_many(self, messages: list[OutboundMessage]) -> list[SendOutcome]:
+        if len(messages) == 1:
+            return [await self._send_one(messages[0])]
+        form = {
+            "apikey": secret(self.settings.apikey),
+            "mobile": ",".join(mobile(message.to) for message in messages),
+            "text": ",".join(quote(signed(message, self.settings.signature), safe="") for message in messages),
+        }
+        answer = await self.http.request("POST", self._url("multi_send"), data=form)
+        if isinstance(answer, Transient | Permanent):
+            return [answer] * len(messages)
+        return read_many(answer, len(messages))
+
+    async def _send_one(self, message: OutboundMessage) -> SendOutcome:
         form = {
             "apikey": secret(self.settings.apikey),
             "mobile": mobile(message.to),
             "text": signed(message, self.settings.signature),
             "uid": message.idempotency_key,
         }
-        url = f"{self.settings.base_url.rstrip('/')}/v2/sms/single_send.json"
-        answer = await self.http.request("POST", url, data=form)
-        if isinstance(answer, Transient):
+        answer = await self.http.request("POST", self._url("single_send"), data=form)
+        if isinstance(answer, Transient | Permanent):
             return answer
         return read_answer(answer)
+
+    def _url(self, endpoint: str) -> str:
+        return f"{self.settings.base_url.rstrip('/')}/v2/sms/{endpoint}.json"
 
 
 def signed(message: OutboundMessage, signature: str | None) -> str:
@@ -80,12 +115,28 @@ def read_answer(answer: Response) -> SendOutcome:
         if answer.ok:
             return Transient("yunpian_bad_answer", answer.text[:200])
         return outcome_for_status(answer)
+    return read_result(body, answer.status)
+
+
+def read_many(answer: Response, count: int) -> list[SendOutcome]:
+    """A ``multi_send`` answer: one result per number in ``data``, or one error for the whole request."""
+    body = answer.json()
+    results = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        return [read_answer(answer)] * count
+    if len(results) != count or not all(isinstance(r, dict) and isinstance(r.get("code"), int) for r in results):
+        # Which numbers were sent cannot be told; trying again may repeat some, but loses none.
+        return [Transient("yunpian_bad_answer", answer.text[:200])] * count
+    return [read_result(result, answer.status) for result in results]
+
+
+def read_result(body: dict, status: int) -> SendOutcome:
     code = body["code"]
     if code == 0:
         return Delivered(str(body["sid"]) if body.get("sid") is not None else None)
     error, detail = f"yunpian_{code}", str(body.get("detail") or body.get("msg") or "")
     if code in NUMBER_FREQUENCY:
         return Transient(error, detail, NUMBER_FREQUENCY[code])
-    if code in RETRYABLE or answer.status == 429 or answer.status >= 500:
+    if code in RETRYABLE or status == 429 or status >= 500:
         return Transient(error, detail)
     return Permanent(error, detail)

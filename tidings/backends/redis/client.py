@@ -26,6 +26,7 @@ from redis.exceptions import (
     TimeoutError,
 )
 
+from tidings.batching import TurnBatch
 from tidings.errors import StoreError
 
 log = logging.getLogger("tidings.redis")
@@ -116,40 +117,16 @@ class Scripts:
             if path.name.endswith(".lua") and path.name != "lib.lua"
         }
         self._shas = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in self._sources.items()}
-        self._pending: list[tuple[str, list[Any], asyncio.Future[Any]]] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        self._batch: TurnBatch[tuple[str, list[Any]], Any] = TurnBatch(self._execute)
 
     async def __call__(self, name: str, *args: Any) -> Any:
         """Run a script with ``args`` as ARGV; dicts and lists go as JSON."""
         argv = [PREFIX, *(json.dumps(arg) if isinstance(arg, dict | list) else arg for arg in args)]
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((name, argv, future))
-        if len(self._pending) == 1:
-            asyncio.get_running_loop().call_soon(self._send_pending)
-        return await future
+        return await self._batch((name, argv))
 
-    def _send_pending(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.create_task(self._send(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _send(self, batch: list[tuple[str, list[Any], asyncio.Future[Any]]]) -> None:
-        try:
-            results = await self._execute(batch)
-        except Exception as exc:
-            results = [exc] * len(batch)
-        for (_, _, future), result in zip(batch, results, strict=True):
-            if future.done():  # its caller was cancelled
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-    async def _execute(self, batch: list[tuple[str, list[Any], asyncio.Future[Any]]], again: bool = True) -> list:
+    async def _execute(self, batch: list[tuple[str, list[Any]]], again: bool = True) -> list:
         async with self.client.pipeline(transaction=False) as pipe:
-            for name, argv, _ in batch:
+            for name, argv in batch:
                 pipe.evalsha(self._shas[name], 0, *argv)
             results = await pipe.execute(raise_on_error=False)
         missing = [index for index, result in enumerate(results) if isinstance(result, NoScriptError)]
