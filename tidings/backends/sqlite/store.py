@@ -38,9 +38,8 @@ def schema() -> str:
 
 
 def _verification(row: tuple) -> Verification:
-    (id, to, channel, status, sealed, *rest) = row
-    verification = Verification(id, to, Channel(channel), Status(status), sealed, *rest)
-    return replace(verification, is_test=bool(verification.is_test))
+    (id, to, channel, status, sealed, *rest, is_test, country) = row
+    return Verification(id, to, Channel(channel), Status(status), sealed, *rest, bool(is_test), country)
 
 
 def _save(connection: sqlite3.Connection, verification: Verification) -> None:
