@@ -130,13 +130,13 @@ async def tidings_on(
     through the API, or (``push``) one message to N subscribers."""
     with contextlib.ExitStack() as stack:
         if database is None:
-            serving, api = verifications.serve(folder, emulator, args.concurrency)
+            serving, api = verifications.serve(folder, emulator, args.concurrency, batch_size=args.batch_size)
             pids = [stack.enter_context(serving).pid]
         else:
-            serving, api = verifications.serve(folder, emulator, args.concurrency, database, "api")
+            serving, api = verifications.serve(folder, emulator, args.concurrency, database, "api", args.batch_size)
             pids = [stack.enter_context(serving).pid]
             for _ in range(workers):
-                worker = verifications.serve(folder, emulator, args.concurrency, database, "worker")[0]
+                worker = verifications.serve(folder, emulator, args.concurrency, database, "worker", args.batch_size)[0]
                 pids.append(stack.enter_context(worker).pid)
         timeout = 120 + 3 * args.latency
         if push:
@@ -182,9 +182,12 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=5000, help="SMS per measurement")
     parser.add_argument("--latency", type=float, default=0.0, help="emulator latency in seconds")
     parser.add_argument("--concurrency", type=int, default=256, help="sends in flight per worker")
+    parser.add_argument(
+        "--batch-size", type=int, default=1000, help="tidings' Yunpian batch_size (1: one POST per SMS, as arq's job)"
+    )
     args = parser.parse_args()
     raise_open_files()
-    results: dict = {"n": args.n, "latency": args.latency}
+    results: dict = {"n": args.n, "latency": args.latency, "batch_size": args.batch_size}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         running, emulator = verifications.emulator(args.latency)
@@ -209,7 +212,7 @@ async def main() -> None:
 def report(r: dict) -> None:
     print(json.dumps(r, indent=2, default=float))
     arq = r["arq, 1 worker"]["throughput"]
-    print(f"\nN = {r['n']}, emulator latency = {r['latency']} s")
+    print(f"\nN = {r['n']}, emulator latency = {r['latency']} s, tidings' Yunpian batch_size = {r['batch_size']}")
     print(f"{'path':<26}{'per second':>12}{'vs arq':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/SMS':>12}{'vs arq':>8}")
     arq_cpu = r["arq, 1 worker"]["cpu_ms"]
     for name in [name for name in r if isinstance(r[name], dict)]:
