@@ -70,6 +70,9 @@ class Dispatcher:
         try:
             pause = 0.1
             while not self._stopping:
+                # Cleared before the queue is read, so that work arriving or a lane freeing up while a lease round
+                # is under way still wakes the dispatcher (clearing it after the round lost those, for up to 1 s).
+                self._wake.clear()
                 try:
                     if not await self._lease_round():
                         await self._idle()
@@ -124,7 +127,6 @@ class Dispatcher:
         return more
 
     async def _idle(self) -> None:
-        self._wake.clear()  # before reading the queue, so a job that arrives meanwhile still wakes us
         due = await self.queue.next_due()
         timeout = 1.0 if due is None else min(1.0, max(0.005, due - time.time()))
         with contextlib.suppress(TimeoutError):
