@@ -94,20 +94,15 @@ def create_app(apikey: str = "test-apikey", same_number_interval: float = 0.0, *
             return answer(error(500, -50, "未知异常", "系统出现未知的异常情况"))
         data = []
         for mobile, text in zip(mobiles, texts, strict=True):
-            refused = refusal(mobile, text)
-            data.append(
-                {**refused, "count": 0, "fee": 0, "unit": "RMB", "mobile": mobile, "sid": 0}
-                if refused
-                else deliver(mobile, text, None)
-            )
-        sent = [item for item in data if item["code"] == 0]
-        total = {"total_count": len(sent), "total_fee": f"{0.05 * len(sent):.4f}", "unit": "RMB"}
-        return web.json_response({**total, "data": [_without_status(item) for item in data]})
+            result = refusal(mobile, text) or deliver(mobile, text, None)
+            if result["code"] != 0:  # a number's error stands in its place, without an HTTP status of its own
+                del result["http_status_code"]
+                result.update(count=0, fee=0, unit="RMB", mobile=mobile, sid=0)
+            data.append(result)
+        sent = sum(result["code"] == 0 for result in data)
+        total = {"total_count": sent, "total_fee": f"{0.05 * sent:.4f}", "unit": "RMB"}
+        return web.json_response({**total, "data": data})
 
     app.router.add_post("/v2/sms/single_send.json", single_send)
     app.router.add_post("/v2/sms/multi_send.json", multi_send)
     return app
-
-
-def _without_status(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in item.items() if key != "http_status_code"}
