@@ -3,6 +3,9 @@
 The dispatcher starts a leased batch of sends in one turn, and a burst of API requests arrives in one turn: a
 round trip that can carry many of them (a Redis pipeline, a provider's batch endpoint) then costs one request
 instead of one each, without making a lone call wait for company.
+
+``aiodataloader`` batches loads the same way, but for keyed reads: it caches results and merges equal keys, which a
+send or a script call must never have.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import time
 
 import aiohttp
 import pytest
+from pydantic import ValidationError
 
 from tidings.core.types import Delivered, OutboundMessage, Permanent, Transient
 from tidings.providers import yunpian
@@ -216,6 +217,20 @@ async def test_batches_are_cut_at_batch_size(yunpian_app, provider):
     outcomes = await asyncio.gather(*(sender.send(message(to=f"+86138{i:08d}")) for i in range(10)))
     assert all(isinstance(outcome, Delivered) for outcome in outcomes)
     assert sms.state.requests == 3 and len(sms.received) == 10
+
+
+@pytest.mark.parametrize("batch_size", [0, 1001, "many"])
+def test_a_batch_size_outside_what_yunpian_takes_is_refused(batch_size):
+    with pytest.raises(ValidationError, match="batch_size"):
+        Yunpian.Settings.model_validate({"apikey": APIKEY, "batch_size": batch_size})
+
+
+async def test_batch_size_1_sends_every_message_alone(yunpian_app, provider):
+    sms = await yunpian_app()
+    sender = provider(Yunpian, base_url=sms.url, apikey=APIKEY, batch_size=1)
+    outcomes = await asyncio.gather(*(sender.send(message(to=f"+86138{i:08d}")) for i in range(3)))
+    assert all(isinstance(outcome, Delivered) for outcome in outcomes)
+    assert sms.state.requests == 3 and [r.id for r in sms.received] == ["snd_1.1"] * 3
 
 
 async def test_a_lone_send_goes_alone_with_its_uid(yunpian_app, provider):

@@ -62,9 +62,11 @@ class Yunpian(Provider):
 
     def __init__(self, settings: ProviderSettings, http: HttpClient) -> None:
         super().__init__(settings, http)
-        self._batch = TurnBatch(self._send_many, self.settings.batch_size)
+        self._batch = TurnBatch(self._send_many, self.settings.batch_size) if self.settings.batch_size > 1 else None
 
     async def send(self, message: OutboundMessage) -> SendOutcome:
+        if self._batch is None:  # no batching: no future and task per send either
+            return await self._send_one(message)
         return await self._batch(message)
 
     async def _send_many(self, messages: list[OutboundMessage]) -> list[SendOutcome]:
