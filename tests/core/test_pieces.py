@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import phonenumbers
 import pytest
 from cryptography.exceptions import InvalidTag
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tidings.core import abuse, templates
-from tidings.core.address import InvalidAddress, number_range, parse_email, parse_phone
+from tidings.core.address import InvalidAddress, _already_e164, number_range, parse_email, parse_phone
 from tidings.core.sealing import Sealer
 from tidings.core.settings import LimitsSettings
+from tidings.core.types import rfc3339
 
 
 @pytest.mark.parametrize(
@@ -27,6 +31,24 @@ from tidings.core.settings import LimitsSettings
 def test_phone_numbers(raw, region, e164, country):
     number = parse_phone(raw, region)
     assert (number.e164, number.region) == (e164, country)
+
+
+@given(
+    st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)).flatmap(
+        lambda code: st.text("0123456789", min_size=max(1, 7 - len(str(code))), max_size=15 - len(str(code))).map(
+            lambda national: f"+{code}{national}"
+        )
+    )
+)
+def test_e164_shortcut_reads_numbers_as_phonenumbers_does(text):
+    number = _already_e164(text)
+    if number is not None:
+        assert number == phonenumbers.parse(text, None)
+
+
+@pytest.mark.parametrize("text", ["+8613800138000", "+14155550100", "+447700900123", "+4915112345678"])
+def test_e164_shortcut_takes_everyday_numbers(text):
+    assert _already_e164(text) is not None
 
 
 @pytest.mark.parametrize(
@@ -113,3 +135,9 @@ def test_templates_are_restricted(bad):
 def test_locale_choice(wanted, chosen):
     texts = {"en": "", "zh-CN": "", "fr": ""}
     assert templates.pick_locale(wanted, texts) == chosen
+
+
+@given(st.floats(min_value=0, max_value=2**32, allow_nan=False) | st.integers(0, 2**32).map(lambda s: s + 0.9999996))
+def test_rfc3339_agrees_with_datetime(timestamp):
+    expected = dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
+    assert rfc3339(timestamp) == expected.replace("+00:00", "Z")
