@@ -9,7 +9,7 @@ Rate limits run inside the start script (see ``lib.lua``), so a limit shared by 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import fields, replace
+from dataclasses import fields
 
 import redis.asyncio as redis
 
@@ -115,9 +115,7 @@ class RedisStore:
                 return decision
             resent = isinstance(decision, otp.Resend)
             verification = decision.verification if isinstance(decision, otp.Resend) else request.fresh
-            job = request.job and replace(
-                request.job, id=otp.send_id(verification), ref=verification.id, expires_at=verification.expires_at
-            )
+            job = request.job and otp.send_job(request.job, verification)
             plan = {
                 "id": verification.id,
                 "expect": existing[0].id if existing else "",

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import fields
 from importlib import resources
 
 from tidings.backends.sqlite.db import Database
@@ -30,7 +31,7 @@ _COLUMNS = (
     " send_count, check_count, delivered_count, max_checks, max_sends, last_sent_at, is_test, country"
 )
 _PLACEHOLDERS = ", ".join("?" * len(_COLUMNS.split(",")))
-_FIELDS = [field.name for field in fields(Verification)]
+_values = operator.attrgetter(*(field.name for field in fields(Verification)))
 
 
 def schema() -> str:
@@ -45,7 +46,7 @@ def _verification(row: tuple) -> Verification:
 def _save(connection: sqlite3.Connection, verification: Verification) -> None:
     connection.execute(
         f"INSERT OR REPLACE INTO verifications ({_COLUMNS}) VALUES ({_PLACEHOLDERS})",
-        [getattr(verification, name) for name in _FIELDS],
+        _values(verification),
     )
 
 
@@ -84,8 +85,7 @@ def _start(
     _save(connection, verification)
     if request.job is None:
         return Started(verification, resent), 0
-    job = replace(request.job, id=otp.send_id(verification), ref=verification.id, expires_at=verification.expires_at)
-    insert_jobs(connection, [job])
+    insert_jobs(connection, [otp.send_job(request.job, verification)])
     return Started(verification, resent), 1
 
 
