@@ -5,6 +5,11 @@ thread. Operations are serialised, which is what makes a check-and-update atomic
 commits all the operations that queued up while it was busy in one transaction, so a burst of API requests costs
 one commit rather than one each. aiosqlite runs one statement per round trip and commits each transaction on its
 own, which is why this small executor is written here instead.
+
+An operation that raises must not take the others of its group down with it. A savepoint around each one would
+cost a third of a typical operation, so the group first runs without them; only when one raises is the transaction
+rolled back and the group run again, each operation in its own savepoint. State kept in memory beside the database
+(see ``Journal``) is rolled back with it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tidings.errors import StoreError
 
@@ -27,6 +32,22 @@ _MAX_GROUP = 512
 _STOP = object()
 
 
+class Journal(Protocol):
+    """Memory that operations change alongside the database, undone when their changes are."""
+
+    def mark(self) -> int:
+        """A point to roll back to."""
+
+    def rollback_to(self, mark: int) -> None: ...
+
+    def commit(self) -> None:
+        """The changes since the last commit are durable: forget how to undo them."""
+
+
+class _Raised(Exception):
+    """An operation raised in a group run without savepoints."""
+
+
 class Database:
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self.path = path
@@ -35,6 +56,7 @@ class Database:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
+        self.journals: list[Journal] = []
 
     def start(self, schema: str) -> None:
         self._thread = threading.Thread(target=self._serve, args=(schema,), name="tidings-sqlite", daemon=True)
@@ -89,24 +111,16 @@ class Database:
             connection.close()
 
     def _run_group(self, connection: sqlite3.Connection, group: list[Any]) -> None:
-        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
         try:
-            connection.execute("BEGIN IMMEDIATE")
-            for fn, args, future, _ in group:
-                connection.execute("SAVEPOINT op")
-                try:
-                    value = fn(connection, *args)
-                except Exception as exc:
-                    connection.execute("ROLLBACK TO op")
-                    results.append((future, False, exc))
+            try:
+                results = self._transaction(connection, group, savepoints=False)
+            except _Raised as raised:
+                if len(group) == 1:
+                    results = [(group[0][2], False, raised.__cause__)]
                 else:
-                    results.append((future, True, value))
-                connection.execute("RELEASE op")
-            connection.execute("COMMIT")
+                    results = self._transaction(connection, group, savepoints=True)
         except sqlite3.Error as exc:
             log.error("commit failed: %s", exc)
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
             error = StoreError(f"the database failed: {exc}", retry_after=5)
             results = [(future, False, error) for _, _, future, _ in group]
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
@@ -115,6 +129,44 @@ class Database:
         for loop, outcomes in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop is closed; nobody is waiting any more
                 loop.call_soon_threadsafe(_resolve, outcomes)
+
+    def _transaction(
+        self, connection: sqlite3.Connection, group: list[Any], *, savepoints: bool
+    ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        """Run the group in one transaction. With ``savepoints`` an operation that raises is undone alone and gets
+        its exception; without, the whole transaction is undone and ``_Raised`` raised."""
+        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for fn, args, future, _ in group:
+                if not savepoints:
+                    try:
+                        results.append((future, True, fn(connection, *args)))
+                    except Exception as exc:
+                        raise _Raised from exc
+                    continue
+                marks = [journal.mark() for journal in self.journals]
+                connection.execute("SAVEPOINT op")
+                try:
+                    value = fn(connection, *args)
+                except Exception as exc:
+                    connection.execute("ROLLBACK TO op")
+                    for journal, mark in zip(self.journals, marks, strict=True):
+                        journal.rollback_to(mark)
+                    results.append((future, False, exc))
+                else:
+                    results.append((future, True, value))
+                connection.execute("RELEASE op")
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            for journal in self.journals:
+                journal.rollback_to(0)
+            raise
+        for journal in self.journals:
+            journal.commit()
+        return results
 
 
 def _resolve(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

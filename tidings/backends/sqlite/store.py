@@ -155,6 +155,7 @@ class SqliteStore:
         self.queue = queue
         queue.effects["verification"] = verification_settled
         self.limits = LimitState()
+        db.journals.append(self.limits)
         self._flushing: asyncio.Task[None] | None = None
 
     async def open(self, now: float) -> None:
