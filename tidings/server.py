@@ -7,6 +7,7 @@ back its leased jobs (``api.app``), so nothing acknowledged is lost.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 from aiohttp import web
@@ -29,8 +30,10 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 def run(settings: Settings) -> None:
     raise_open_files()  # every live stream is an open file
+    app = create_app(settings)
+    app.on_startup.append(_freeze_startup_objects)
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop=new_loop(),
@@ -39,3 +42,10 @@ def run(settings: Settings) -> None:
         shutdown_timeout=settings.dispatch.shutdown_grace,
         backlog=4096,
     )
+
+
+async def _freeze_startup_objects(app: web.Application) -> None:
+    """What startup made (modules, models, schemas, settings) lives as long as the process; left
+    to the garbage collector, every full collection walks it again, and under load those pauses set the p99 of a
+    request (70-107 ms against 32-47 ms frozen, in ``bench/verifications.py --api-only``)."""
+    gc.freeze()
