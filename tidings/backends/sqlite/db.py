@@ -8,8 +8,8 @@ own, which is why this small executor is written here instead.
 
 An operation that raises must not take the others of its group down with it. A savepoint around each one would
 cost a third of a typical operation, so the group first runs without them; only when one raises is the transaction
-rolled back and the group run again, each operation in its own savepoint. State kept in memory beside the database
-(see ``Journal``) is rolled back with it.
+rolled back and the group run again, each operation in its own savepoint. An operation may therefore run twice, so
+it changes nothing outside the database except state registered as a ``Journal``, which is rolled back with it.
 """
 
 from __future__ import annotations
