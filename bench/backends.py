@@ -38,9 +38,9 @@ import verifications
 from common import KEY, PYTHON, connector, free_port, outcome, process, raise_open_files
 
 ARQ_WORKER = """
-import asyncio, aiohttp, uvloop
-from arq.connections import RedisSettings
-asyncio.set_event_loop(uvloop.new_event_loop())
+import asyncio, signal, aiohttp, uvloop
+from arq.connections import ArqRedis
+from arq.worker import Worker
 
 async def startup(ctx):
     ctx["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -55,13 +55,23 @@ async def send_sms(ctx, number):
         if body.get("code") != 0:
             raise RuntimeError(body)
 
-class WorkerSettings:
-    functions = [send_sms]
-    on_startup = startup
-    on_shutdown = shutdown
-    redis_settings = RedisSettings(host="127.0.0.1", port=PORT, database=1)
-    max_jobs = MAX_JOBS
-    keep_result = 0
+async def main():
+    # redis-py's pool refuses a 101st connection instead of waiting, and each finishing job takes one: the pool
+    # must hold max_jobs of them, or arq drops the jobs that finish together.
+    pool = ArqRedis(host="127.0.0.1", port=PORT, db=1, max_connections=MAX_JOBS + 16)
+    worker = Worker(
+        functions=[send_sms], redis_pool=pool, on_startup=startup, on_shutdown=shutdown,
+        max_jobs=MAX_JOBS, keep_result=0, handle_signals=False,
+    )
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    try:
+        await worker.main()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await worker.close()
+
+uvloop.run(main())
 """
 
 
@@ -155,7 +165,7 @@ async def arq_run(folder: Path, emulator: str, batch: list[str], args, port: int
         ARQ_WORKER.replace("APIKEY", repr(verifications.APIKEY)).replace("TEXT", repr(verifications.TEXT))
         .replace("URL", repr(emulator)).replace("PORT", str(port)).replace("MAX_JOBS", str(args.concurrency))
     )  # fmt: skip
-    with process([PYTHON, "-m", "arq", "arq_worker.WorkerSettings"], cwd=folder) as worker:
+    with process([PYTHON, "arq_worker.py"], cwd=folder) as worker:
         await asyncio.sleep(2)  # the worker connects and starts polling
         pool = await create_pool(RedisSettings(host="127.0.0.1", port=port, database=1))
         gate = asyncio.Semaphore(64)  # arq's Redis pool holds 100 connections at most
