@@ -115,9 +115,12 @@ max_body_size = 1048576
 
 
 def outcome(seen: dict[str, float], called: dict[str, float], first_call: float, accepted: float) -> dict:
-    """Throughput from the first call to the last receipt, and each SMS's time from its call to its receipt."""
+    """Throughput from the first call to the last receipt, and each SMS's time from its call to its receipt. A run
+    that lost messages measured nothing, and says so."""
     got = [number for number in called if number in seen]
-    last = max(seen[number] for number in got) if got else float("nan")
+    if len(got) < len(called):
+        raise RuntimeError(f"only {len(got)} of {len(called)} messages arrived")
+    last = max(seen[number] for number in got)
     latencies = [seen[number] - called[number] for number in got]
     return {
         "sent": len(got),
