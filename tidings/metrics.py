@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 disable_created_metrics()  # the *_created series double the output and nobody graphs them
@@ -54,6 +56,8 @@ class Metrics:
             ["channel", "kind"],
             registry=self.registry,
         )
+        self.started = functools.cache(self.verifications.labels)
+        """``verifications.labels``, looked up once per channel and kind (each lookup takes a lock)."""
         self.checks = Counter(
             "tidings_verification_checks", "Code checks by result.", ["result"], registry=self.registry
         )

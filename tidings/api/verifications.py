@@ -34,7 +34,7 @@ async def start(request: web.Request, body: StartVerification) -> web.Response:
     started = await state.verifications.start(
         StartInput(body.to, body.channel, body.locale, body.code_length, body.template, body.app_name, ip)
     )
-    state.metrics.verifications.labels(body.channel.value, "resend" if started.resent else "new").inc()
+    state.metrics.started(body.channel.value, "resend" if started.resent else "new").inc()
     return json(VerificationOut.of(started.verification), 201)
 
 

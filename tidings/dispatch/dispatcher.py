@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -46,7 +47,10 @@ class Dispatcher:
         self.lanes = lanes
         self.kinds = kinds
         self.settings = settings
-        self.metrics = metrics
+        # prometheus-client validates the labels and takes a lock on every labels(): ask once per provider.
+        self._in_flight = functools.cache(metrics.in_flight.labels)
+        self._latency = functools.cache(metrics.send_latency.labels)
+        self._jobs = functools.cache(metrics.jobs.labels)
         self.policy = retry.RetryPolicy(
             base_delay=settings.retry_base_delay,
             max_delay=settings.retry_max_delay,
@@ -120,7 +124,7 @@ class Dispatcher:
                 continue
             more = more or len(jobs) == room
             lane.active += len(jobs)
-            self.metrics.in_flight.labels(lane.name).set(lane.active)
+            self._in_flight(lane.name).set(lane.active)
             task = asyncio.create_task(self._prepare(lane, jobs))
             self._preparing.add(task)
             task.add_done_callback(self._preparing.discard)
@@ -152,7 +156,7 @@ class Dispatcher:
             for job, message in zip(group, prepared, strict=True):
                 if isinstance(message, Drop):
                     self._free(lane, 1)
-                    self.metrics.jobs.labels(lane.name, message.reason).inc()
+                    self._jobs(lane.name, message.reason).inc()
                     self.settler.add(job, message, None)
                 else:
                     task = asyncio.create_task(self._send(lane, job, message))
@@ -171,8 +175,8 @@ class Dispatcher:
             outcome = Transient("provider_error", type(exc).__name__)
         finally:
             self._free(lane, 1)
-        self.metrics.send_latency.labels(lane.name).observe(time.monotonic() - started)
-        self.metrics.jobs.labels(lane.name, _outcome_name(outcome)).inc()
+        self._latency(lane.name).observe(time.monotonic() - started)
+        self._jobs(lane.name, _outcome_name(outcome)).inc()
         now = time.time()
         attempt = None
         if not isinstance(outcome, Deferred):  # nothing was sent, so there was no attempt to record
@@ -223,7 +227,7 @@ class Dispatcher:
     def _free(self, lane: Lane, count: int) -> None:
         was_full = lane.free <= 0
         lane.active -= count
-        self.metrics.in_flight.labels(lane.name).set(lane.active)
+        self._in_flight(lane.name).set(lane.active)
         if was_full:  # it can take jobs again; otherwise the next arrival or lease round finds the room
             self._wake.set()
 

@@ -69,25 +69,21 @@ def _settle(
     effects: dict[str, SettleEffect],
 ) -> int:
     """Apply outcomes, and what each job kind records of them, in one transaction; returns jobs removed."""
-    removed = 0
+    attempts, rescheduled, finished = [], [], []
     for job, settlement, attempt in settled:
         effect = effects.get(job.kind)
         if effect is not None:
             effect(connection, job, settlement, attempt, now)
         if attempt is not None:
-            connection.execute(
-                "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job.id, job.kind, job.ref, attempt.provider, attempt.outcome, attempt.error, attempt.at),
-            )
+            attempts.append((job.id, job.kind, job.ref, attempt.provider, attempt.outcome, attempt.error, attempt.at))
         if isinstance(settlement, Reschedule):
-            connection.execute(
-                "UPDATE jobs SET run_at = ?, lane = ?, attempts = ?, leased = 0 WHERE id = ?",
-                (settlement.run_at, settlement.lane, settlement.attempts, job.id),
-            )
+            rescheduled.append((settlement.run_at, settlement.lane, settlement.attempts, job.id))
         else:
             assert isinstance(settlement, Ack | Drop)
-            removed += connection.execute("DELETE FROM jobs WHERE id = ?", (job.id,)).rowcount
-    return removed
+            finished.append((job.id,))
+    connection.executemany("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)", attempts)
+    connection.executemany("UPDATE jobs SET run_at = ?, lane = ?, attempts = ?, leased = 0 WHERE id = ?", rescheduled)
+    return connection.executemany("DELETE FROM jobs WHERE id = ?", finished).rowcount
 
 
 class SqliteQueue:
