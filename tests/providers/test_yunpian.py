@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tidings.core.types import Delivered, OutboundMessage, Permanent, Transient
@@ -273,3 +276,15 @@ def test_emulator_command_line():
         parse(["twilio", "--apikey", "k"])
     with pytest.raises(ValueError, match="failure_rate"):
         emulator.create_app(failure_rate=2)
+
+
+@given(
+    st.text(min_size=1),
+    st.lists(st.text(alphabet="+0123456789", min_size=1), min_size=1, max_size=5),
+    st.lists(st.text(), min_size=1, max_size=5),
+)
+def test_multi_send_form_is_the_double_encoding_yunpian_documents(apikey, mobiles, texts):
+    expected = urlencode(
+        {"apikey": apikey, "mobile": ",".join(mobiles), "text": ",".join(quote(text, safe="") for text in texts)}
+    )
+    assert yunpian.multi_send_form(apikey, mobiles, texts) == expected.encode()

@@ -12,7 +12,7 @@ batch never makes a message wait.
 from __future__ import annotations
 
 from typing import ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 from pydantic import Field, SecretStr
 
@@ -72,12 +72,12 @@ class Yunpian(Provider):
     async def _send_many(self, messages: list[OutboundMessage]) -> list[SendOutcome]:
         if len(messages) == 1:
             return [await self._send_one(messages[0])]
-        form = {
-            "apikey": secret(self.settings.apikey),
-            "mobile": ",".join(mobile(message.to) for message in messages),
-            "text": ",".join(quote(signed(message, self.settings.signature), safe="") for message in messages),
-        }
-        answer = await self.http.request("POST", self._url("multi_send"), data=form)
+        body = multi_send_form(
+            secret(self.settings.apikey),
+            [mobile(message.to) for message in messages],
+            [signed(message, self.settings.signature) for message in messages],
+        )
+        answer = await self.http.request("POST", self._url("multi_send"), data=body, headers=_FORM)
         if isinstance(answer, Transient | Permanent):
             return [answer] * len(messages)
         return read_many(answer, len(messages))
@@ -96,6 +96,17 @@ class Yunpian(Provider):
 
     def _url(self, endpoint: str) -> str:
         return f"{self.settings.base_url.rstrip('/')}/v2/sms/{endpoint}.json"
+
+
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def multi_send_form(apikey: str, mobiles: list[str], texts: list[str]) -> bytes:
+    """The form of a ``multi_send``: each text URL-encoded, joined with commas, and the whole encoded again as a
+    form field. Once encoded, a text holds only unreserved characters and ``%``, so the second encoding is two
+    replacements rather than ``urlencode``'s pass over every byte, which cost as much again as the first."""
+    text = ",".join(quote(text, safe="") for text in texts).replace("%", "%25").replace(",", "%2C")
+    return f"apikey={quote_plus(apikey)}&mobile={quote_plus(','.join(mobiles))}&text={text}".encode()
 
 
 def signed(message: OutboundMessage, signature: str | None) -> str:
