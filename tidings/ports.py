@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tidings.core.otp import CheckResult, Refused
 from tidings.core.push import Counts, Delivery, Message, Subscriber
@@ -211,6 +211,17 @@ class Sender(Protocol):
 
     async def send(self, message: Any) -> SendOutcome:
         """Send one prepared message; report a refusal or a network failure as an outcome, never raise."""
+
+
+@runtime_checkable
+class BatchSender(Sender, Protocol):
+    """A sender whose service takes many messages in one request (Yunpian's ``multi_send``)."""
+
+    batch_size: int
+    """At most this many in one request; 1 when batching is turned off."""
+
+    async def send_many(self, messages: list[Any]) -> list[SendOutcome]:
+        """Send up to ``batch_size`` messages in one request; one outcome per message, in order."""
 
 
 Deliver = Callable[[str, bytes, list[str]], None]

@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from tidings.core.ratelimit import Limit, gcra
-from tidings.ports import Sender
+from tidings.ports import BatchSender, Sender
 
 
 class Lane:
@@ -18,6 +18,8 @@ class Lane:
         self.active = 0
         self._pace = Limit("rate", sender.name, max(1, int(rate)), max(1, int(rate)) / rate) if rate else None
         self._tat: float | None = None
+        self.batch_size = sender.batch_size if isinstance(sender, BatchSender) and self._pace is None else 1
+        """Sends the dispatcher hands over in one call; a paced lane starts each send at its own time."""
 
     @property
     def free(self) -> int:

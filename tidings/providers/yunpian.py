@@ -3,10 +3,10 @@
 The text must begin with the 【signature】 registered with Yunpian. Answers are JSON with ``code`` 0 on success
 (``sid`` is the message id); other codes are Yunpian's documented ones, read as below.
 
-Sends that the dispatcher starts in the same turn (a leased batch) go as one ``multi_send`` of up to
-``batch_size`` messages: ``mobile`` and ``text`` are comma-separated lists, each text URL-encoded first, and the
-answer's ``data`` holds one result per number, in order. A lone send still goes alone, with its ``uid``, so a
-batch never makes a message wait.
+A leased batch, which the dispatcher hands over in one ``send_many``, goes as one ``multi_send`` of up to
+``batch_size`` messages, and so do sends started one at a time in the same turn (on a lane with a rate):
+``mobile`` and ``text`` are comma-separated lists, each text URL-encoded first, and the answer's ``data`` holds one
+result per number, in order. A lone send still goes alone, with its ``uid``, so a batch never makes a message wait.
 """
 
 from __future__ import annotations
@@ -62,14 +62,15 @@ class Yunpian(Provider):
 
     def __init__(self, settings: ProviderSettings, http: HttpClient) -> None:
         super().__init__(settings, http)
-        self._batch = TurnBatch(self._send_many, self.settings.batch_size) if self.settings.batch_size > 1 else None
+        self.batch_size = self.settings.batch_size
+        self._batch = TurnBatch(self.send_many, self.batch_size) if self.batch_size > 1 else None
 
     async def send(self, message: OutboundMessage) -> SendOutcome:
         if self._batch is None:  # no batching: no future and task per send either
             return await self._send_one(message)
         return await self._batch(message)
 
-    async def _send_many(self, messages: list[OutboundMessage]) -> list[SendOutcome]:
+    async def send_many(self, messages: list[OutboundMessage]) -> list[SendOutcome]:
         if len(messages) == 1:
             return [await self._send_one(messages[0])]
         body = multi_send_form(
