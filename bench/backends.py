@@ -11,7 +11,9 @@ emulator, then sends N SMS through each of:
 - tidings on SQLite, one process (the embedded default);
 - the same three with one ``POST /v1/messages`` to a topic of N subscribers with a phone: N SMS, one API call;
 - arq, the usual asyncio job queue on Redis: N ``enqueue_job`` from one client, and a worker (uvloop, one pooled
-  aiohttp session, ``max_jobs`` as many as tidings' concurrency) whose job is the same POST to the emulator.
+  aiohttp session, ``max_jobs`` as many as tidings' concurrency, a Redis pool that holds them) whose job is the
+  same POST to the emulator. It runs first and last, and tidings is compared with the faster of the two runs, so
+  that a slow spell of the shared machine cannot favour tidings.
 
 Throughput is N over the time from the first call to the emulator's receipt of the last SMS. Everything shares the
 machine's cores, emulator and Redis included, so the run also reports the CPU time that the queue system's own
@@ -203,7 +205,9 @@ async def main() -> None:
         running, emulator = verifications.emulator(args.latency)
         with running, redis_server(folder) as port:
             redis_url = f"redis://127.0.0.1:{port}/0"
+            arq = ("arq, 1 worker", lambda batch: arq_run(folder, emulator, batch, args, port))
             runs = [
+                arq,
                 ("redis, 1 worker", lambda batch: tidings_on(folder, emulator, batch, args, redis_url, 1)),
                 ("redis, 2 workers", lambda batch: tidings_on(folder, emulator, batch, args, redis_url, 2)),
                 ("sqlite, 1 process", lambda batch: tidings_on(folder, emulator, batch, args, None, 0)),
@@ -211,7 +215,7 @@ async def main() -> None:
                 ("push: redis, 2 workers",
                  lambda batch: tidings_on(folder, emulator, batch, args, redis_url, 2, True)),
                 ("push: sqlite, 1 process", lambda batch: tidings_on(folder, emulator, batch, args, None, 0, True)),
-                ("arq, 1 worker", lambda batch: arq_run(folder, emulator, batch, args, port)),
+                ("arq, 1 worker, again", arq[1]),
             ]  # fmt: skip
             for offset, (name, run) in enumerate(runs):
                 flush(port)
@@ -221,10 +225,12 @@ async def main() -> None:
 
 def report(r: dict) -> None:
     print(json.dumps(r, indent=2, default=float))
-    arq = r["arq, 1 worker"]["throughput"]
+    # arq runs first and last; tidings is compared with the faster of the two, so a slow spell cannot favour it.
+    arq_runs = [r["arq, 1 worker"], r["arq, 1 worker, again"]]
+    best = max(arq_runs, key=lambda run: run["throughput"])
+    arq, arq_cpu = best["throughput"], best["cpu_ms"]
     print(f"\nN = {r['n']}, emulator latency = {r['latency']} s, tidings' Yunpian batch_size = {r['batch_size']}")
     print(f"{'path':<26}{'per second':>12}{'vs arq':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/SMS':>12}{'vs arq':>8}")
-    arq_cpu = r["arq, 1 worker"]["cpu_ms"]
     for name in [name for name in r if isinstance(r[name], dict)]:
         run = r[name]
         print(f"{name:<26}{run['throughput']:>12.0f}{run['throughput'] / arq:>8.1f}x{run['p50'] * 1000:>9.0f}"
