@@ -196,6 +196,8 @@ class Dispatcher:
         assert isinstance(lane.sender, BatchSender)
         try:
             outcomes = await lane.sender.send_many([message for _, message in batch])
+            if len(outcomes) != len(batch):
+                raise ValueError(f"{len(outcomes)} outcomes for {len(batch)} messages")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
