@@ -1,17 +1,18 @@
-"""The SQLite thread's group commit: operations queued together commit together, and one that raises is undone
-alone, in the database and in the memory kept beside it."""
+"""SQLite's group commit: operations queued together commit together, and one that raises is undone alone, in the
+database and in the memory kept beside it."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 
 import pytest
 
+from tidings.backends.sqlite import db as db_module
 from tidings.backends.sqlite.db import Database
 from tidings.backends.sqlite.limits import LimitState
 from tidings.core.ratelimit import Limit
+from tidings.errors import StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
@@ -42,20 +43,24 @@ def notes(connection: sqlite3.Connection) -> list[str]:
 
 
 async def in_one_group(db: Database, *operations: tuple) -> list:
-    """Run the operations in one group: they are queued while the thread is held by a first operation."""
-    held, release = threading.Event(), threading.Event()
+    """Run the operations in one group: queued in the same turn of the event loop, they commit together."""
+    return await asyncio.gather(*(db.run(fn, *args) for fn, *args in operations), return_exceptions=True)
 
-    def hold(connection: sqlite3.Connection) -> None:
-        held.set()
-        release.wait(5)
 
-    holding = asyncio.create_task(db.run(hold))
-    await asyncio.to_thread(held.wait, 5)
-    tasks = [asyncio.create_task(db.run(fn, *args)) for fn, *args in operations]
-    await asyncio.sleep(0.05)  # every operation is in the inbox
-    release.set()
-    await holding
-    return await asyncio.gather(*tasks, return_exceptions=True)
+async def test_operations_queued_in_one_turn_commit_in_one_transaction(db):
+    statements: list[str] = []
+    await db.run(lambda connection: connection.set_trace_callback(statements.append))
+    await in_one_group(db, *[(insert, f"note {n}") for n in range(5)])
+    await db.run(lambda connection: connection.set_trace_callback(None))
+    group = statements[statements.index("COMMIT") + 1 :]
+    assert group[0] == "BEGIN IMMEDIATE" and group[-2:] == ["COMMIT", "BEGIN IMMEDIATE"]
+    assert len(group) == 5 + 3, group
+
+
+async def test_an_operation_after_close_is_refused(db):
+    db.close()
+    with pytest.raises(StoreError, match="closed"):
+        await db.run(notes)
 
 
 async def test_one_failing_operation_leaves_the_rest_of_its_group(db):
@@ -111,3 +116,20 @@ async def test_limits_written_back_stay_dirty_when_their_write_is_undone(db):
     await db.run(limits.flush, 1000.0)
     rows = await db.run(lambda connection: connection.execute("SELECT key FROM rate_limits").fetchall())
     assert rows == [(COOLDOWN[0].key,)]
+
+
+async def test_the_write_ahead_log_is_copied_into_the_database_off_the_loop(tmp_path, monkeypatch):
+    monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 0.05)
+    path = tmp_path / "wal.db"
+    database = Database(str(path))
+    database.start(SCHEMA)
+    try:
+        before = path.stat().st_size
+        await asyncio.gather(*(database.run(insert, f"note {n} " + "x" * 200) for n in range(2000)))
+        deadline = asyncio.get_running_loop().time() + 5
+        while path.stat().st_size == before:  # only a checkpoint writes to the database file itself
+            assert asyncio.get_running_loop().time() < deadline, "the log was never checkpointed"
+            await asyncio.sleep(0.05)
+    finally:
+        database.close()
+    assert not path.with_name("wal.db-wal").exists(), "the last connection to close removes the log"

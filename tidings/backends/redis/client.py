@@ -103,7 +103,7 @@ class Scripts:
     """The Lua scripts in ``lua/``, each with the shared helpers of ``lib.lua`` in front, callable by name.
 
     Calls made in the same turn of the event loop go to Redis in one pipeline, so a burst of concurrent requests
-    costs one round trip and one socket write rather than one each (as the SQLite thread commits a burst in one
+    costs one round trip and one socket write rather than one each (as the SQLite backend commits a burst in one
     transaction). Each script still runs atomically on its own.
     """
 

@@ -318,7 +318,7 @@ def _purge(connection: sqlite3.Connection, now: float, retention: float, cache_a
 
 
 class SqlitePush:
-    """The push half of the store (``ports.PushStore``) on the shared database thread."""
+    """The push half of the store (``ports.PushStore``), on the shared database (see ``db``)."""
 
     def __init__(self, db: Database, queue: SqliteQueue) -> None:
         self.db = db

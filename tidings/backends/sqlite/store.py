@@ -1,7 +1,7 @@
 """Verifications, API keys, idempotency records and rate-limit state in SQLite.
 
-Each public method runs one function on the database thread (see ``db``), so every decision taken there by
-``core`` on the rows it just read is atomic.
+Each public method runs one function in a group transaction (see ``db``), one after another, so every decision
+taken there by ``core`` on the rows it just read is atomic.
 """
 
 from __future__ import annotations
@@ -251,4 +251,4 @@ class SqliteStore:
         if self._flushing is not None:
             self._flushing.cancel()
         await self.db.run(self.limits.flush, time.time())
-        await asyncio.to_thread(self.db.close)
+        self.db.close()
