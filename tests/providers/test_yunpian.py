@@ -288,3 +288,10 @@ def test_multi_send_form_is_the_double_encoding_yunpian_documents(apikey, mobile
         {"apikey": apikey, "mobile": ",".join(mobiles), "text": ",".join(quote(text, safe="") for text in texts)}
     )
     assert yunpian.multi_send_form(apikey, mobiles, texts) == expected.encode()
+
+
+def test_the_encoding_table_stays_bounded_however_many_characters_texts_carry():
+    texts = ["".join(chr(0x4E00 + i) for i in range(start, start + 1000)) for start in range(0, 10_000, 1000)]
+    expected = urlencode({"apikey": "k", "mobile": "1", "text": ",".join(quote(text, safe="") for text in texts)})
+    assert yunpian.multi_send_form("k", ["1"], texts) == expected.encode()
+    assert len(yunpian._ENCODED_TWICE) <= yunpian._MOST_CHARACTERS_KEPT
