@@ -72,6 +72,29 @@ allow_private_networks = true
     assert settings.webhooks.allow_private_networks is False
 
 
+def test_environment_texts_stay_as_written_and_lists_may_be_comma_separated():
+    environ = {
+        "TIDINGS_API_KEY": "12345678901234567890",
+        "TIDINGS_VERIFY_SMS_PROVIDERS": "twilio, yunpian",
+        "TIDINGS_VERIFY_ALLOWED_COUNTRIES": "US",
+        "TIDINGS_VERIFY_DEFAULT_REGION": "CN",
+        "TIDINGS_TRUSTED_PROXIES": "",
+        "TIDINGS_PROVIDERS_YUNPIAN_APIKEY": "12345678901234567890",
+        "TIDINGS_PROVIDERS_TWILIO_ACCOUNT_SID": "AC1",
+        "TIDINGS_PROVIDERS_TWILIO_AUTH_TOKEN": "1234567890",
+        "TIDINGS_PROVIDERS_TWILIO_FROM": "15550001111",
+    }
+    settings = load(None, environ=environ)
+    assert settings.api_key == "12345678901234567890"
+    assert settings.verify.sms_providers == ["twilio", "yunpian"]
+    assert settings.verify.allowed_countries == ["US"]
+    assert settings.verify.default_region == "CN"
+    assert settings.trusted_proxies == []
+    assert settings.providers["yunpian"]["apikey"] == "12345678901234567890"
+    assert settings.providers["twilio"]["auth_token"] == "1234567890"
+    assert settings.providers["twilio"]["from"] == "15550001111"
+
+
 @pytest.mark.parametrize(
     ("text", "environ", "says"),
     [

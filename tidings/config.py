@@ -11,9 +11,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from tidings.core.settings import Settings
 from tidings.providers.registry import PROVIDERS
@@ -86,13 +87,25 @@ def _overlay(data: dict[str, Any], model: type[BaseModel], prefix: tuple[str, ..
 
 
 def _parse(raw: str, annotation: Any) -> Any:
-    """Strings stay strings; anything else may be given as JSON (lists, tables, numbers, booleans)."""
-    if annotation is str:
+    """Text settings (names, keys, secrets) stay as written, even when they look like numbers; anything else may be
+    given as JSON (lists, tables, numbers, booleans); a list of texts also as ``a,b,c``."""
+    if _is_text(annotation):
         return raw
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except ValueError:
-        return raw
+        value = raw
+    if get_origin(annotation) is list and _is_text(get_args(annotation)[0]) and not isinstance(value, list):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return value
+
+
+def _is_text(annotation: Any) -> bool:
+    """``str`` or ``SecretStr``, optional or not."""
+    if get_origin(annotation) in (Union, UnionType):
+        options = [option for option in get_args(annotation) if option is not type(None)]
+        return len(options) == 1 and _is_text(options[0])
+    return annotation in (str, SecretStr)
 
 
 def _explain(exc: ValidationError, prefix: str = "") -> str:
