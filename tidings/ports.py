@@ -19,7 +19,8 @@ class StartRequest:
     """Everything needed to start (or resend) a verification in one atomic step.
 
     ``fresh`` is the verification to create if none is pending (the caller made its id and sealed its code);
-    ``limits`` are the anti-abuse limits this send must pass; ``job`` is the send to enqueue (None for test numbers).
+    ``limits`` are the anti-abuse limits this send must pass; ``job`` is the send to enqueue (None for test numbers);
+    a pending verification is sent again no sooner than ``resend_cooldown`` seconds after its last send.
     """
 
     to: str
@@ -27,6 +28,7 @@ class StartRequest:
     fresh: Verification
     limits: list[Limit]
     job: Job | None
+    resend_cooldown: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

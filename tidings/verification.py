@@ -112,7 +112,6 @@ class Verifications:
                 country=address.country,
                 is_phone=request.channel is Channel.SMS,
                 client_ip=request.client_ip,
-                resend_cooldown=self.verify.resend_cooldown,
             )
         )
         chain = self.verify.sms_providers if request.channel is Channel.SMS else self.verify.email_providers
@@ -136,7 +135,9 @@ class Verifications:
                 payload={"chain": chain},
             )
         )
-        result = await self.store.start_verification(StartRequest(address.to, request.channel, fresh, limits, job), now)
+        result = await self.store.start_verification(
+            StartRequest(address.to, request.channel, fresh, limits, job, self.verify.resend_cooldown), now
+        )
         if isinstance(result, Refused):
             if result.error == "budget_exhausted":
                 log.error("budget exhausted, sends refused: %s (country %s)", result.message, address.country)

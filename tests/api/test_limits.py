@@ -19,6 +19,12 @@ async def start_many(api, numbers, headers=None):
     return [await api.post("/v1/verifications", {"to": number}, headers=headers) for number in numbers]
 
 
+async def test_the_defaults_let_one_backend_start_codes_for_many_numbers_in_one_range(serve):
+    api = await serve({})
+    answers = await start_many(api, [f"+86138001380{i:02d}" for i in range(60)])
+    assert {a.status for a in answers} == {201}
+
+
 async def test_per_number_hour(serve):
     api = await serve({"verify": {"resend_cooldown": 0, "max_sends": 10}, "limits": {**OFF, "per_number_hour": 3}})
     answers = await start_many(api, ["+8613800138000"] * 4)

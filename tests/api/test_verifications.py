@@ -73,6 +73,15 @@ async def test_resend_cooldown(serve):
     assert 1 <= int(again.headers["Retry-After"]) <= 30
 
 
+async def test_the_cooldown_holds_back_resends_only(serve):
+    """Once a verification is over, the next one starts at once: signing in again is not pressing "resend"."""
+    api = await serve({"verify": {"resend_cooldown": 30}})
+    first = await api.post("/v1/verifications", {"to": "+8613800138000"})
+    assert (await api.post(f"/v1/verifications/{first.body['id']}/cancel")).status == 200
+    second = await api.post("/v1/verifications", {"to": "+8613800138000"})
+    assert second.status == 201 and second.body["id"] != first.body["id"]
+
+
 async def test_max_attempts(serve):
     api = await serve({**TEST_CONFIG, "verify": {**TEST_CONFIG["verify"], "max_checks": 3}})
     started = await api.post("/v1/verifications", {"to": TEST_NUMBER})

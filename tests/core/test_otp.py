@@ -91,7 +91,15 @@ def test_send_limit():
 
 
 def test_test_numbers_have_no_send_limit():
-    assert isinstance(otp.decide_start(verification(send_count=50, is_test=True), NOW), Resend)
+    assert isinstance(otp.decide_start(verification(send_count=50, is_test=True), NOW, 30), Resend)
+
+
+def test_a_resend_waits_for_the_cooldown_and_a_new_verification_does_not():
+    refused = otp.decide_start(verification(), NOW + 10, resend_cooldown=30)
+    assert isinstance(refused, Refused) and refused.error == "rate_limited"
+    assert refused.retry_after == pytest.approx(20)
+    assert isinstance(otp.decide_start(verification(), NOW + 30, resend_cooldown=30), Resend)
+    assert isinstance(otp.decide_start(verification(status=Status.APPROVED), NOW + 1, resend_cooldown=30), StartNew)
 
 
 def test_right_code_approves_once():

@@ -85,15 +85,13 @@ def test_client_keys(a, b, same):
 
 
 def test_limits_for_send():
-    settings = LimitsSettings(per_ip_hour=0, country_daily_budget={"cn": 100}, daily_budget=1000)
-    limits = abuse.limits_for_send(
-        settings, to="+8613800138000", country="CN", is_phone=True, client_ip="203.0.113.5", resend_cooldown=30
-    )
+    settings = LimitsSettings(per_ip_hour=0, per_range_hour=30, country_daily_budget={"cn": 100}, daily_budget=1000)
+    limits = abuse.limits_for_send(settings, to="+8613800138000", country="CN", is_phone=True, client_ip="203.0.113.5")
     names = {limit.name: limit for limit in limits}
     assert "per_ip_hour" not in names and "per_country_hour" not in names
     assert names["country_daily_budget"].error == "budget_exhausted"
     assert names["per_range_hour"].key == "rg:+8613800138"
-    email = abuse.limits_for_send(settings, to="a@b.c", country=None, is_phone=False, client_ip=None, resend_cooldown=0)
+    email = abuse.limits_for_send(settings, to="a@b.c", country=None, is_phone=False, client_ip=None)
     assert {limit.name for limit in email} == {"per_number_hour", "per_number_day", "daily_budget"}
 
 

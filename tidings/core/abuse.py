@@ -45,7 +45,6 @@ def limits_for_send(
     country: str | None,
     is_phone: bool,
     client_ip: str | None,
-    resend_cooldown: float,
 ) -> list[Limit]:
     """The limits one more send to ``to`` must pass; a limit set to 0 is left out."""
     wanted: list[Limit] = []
@@ -54,7 +53,6 @@ def limits_for_send(
         if count > 0 and period > 0:
             wanted.append(Limit(name, key, count, period, error))
 
-    add("resend_cooldown", f"cool:{to}", 1, resend_cooldown)
     add("per_number_hour", f"nh:{to}", settings.per_number_hour, HOUR)
     add("per_number_day", f"nd:{to}", settings.per_number_day, DAY)
     if client_ip is not None:

@@ -100,21 +100,38 @@ def settle(verification: Verification, now: float) -> Verification:
     return replace(verification, status=status, updated_at=now)
 
 
-def decide_start(existing: Verification | None, now: float) -> StartNew | Resend | Refused:
+def decide_start(existing: Verification | None, now: float, resend_cooldown: float = 0) -> StartNew | Resend | Refused:
     """A start request for an address that may already have a verification.
 
-    While one is pending, the same code is sent again on the same verification, up to its send limit.
+    While one is pending, the same code is sent again on the same verification, up to its send limit and no sooner
+    than ``resend_cooldown`` seconds after the last send. Once it is over (approved, canceled, expired), a new one
+    starts at once: the cooldown holds back a user pressing "resend", not one who signs in again.
     """
     if existing is None or current_status(existing, now) is not Status.PENDING:
         return StartNew()
-    if existing.send_count >= existing.max_sends and not existing.is_test:
+    refused = None if existing.is_test else _resend_refusal(existing, now, resend_cooldown)
+    if refused is not None:
+        return refused
+    return Resend(replace(existing, send_count=existing.send_count + 1, last_sent_at=now, updated_at=now))
+
+
+def _resend_refusal(existing: Verification, now: float, resend_cooldown: float) -> Refused | None:
+    if existing.send_count >= existing.max_sends:
         return Refused(
             "max_sends_reached",
             f"This verification was already sent {existing.send_count} times; "
             "wait until it expires or check the code that was sent.",
             retry_after=max(1.0, existing.expires_at - now),
         )
-    return Resend(replace(existing, send_count=existing.send_count + 1, last_sent_at=now, updated_at=now))
+    wait = existing.last_sent_at + resend_cooldown - now
+    if wait > 0:
+        return Refused(
+            "rate_limited",
+            f"The code was sent {now - existing.last_sent_at:.0f} s ago; it can be sent again "
+            f"{resend_cooldown:g} s after the last send.",
+            retry_after=wait,
+        )
+    return None
 
 
 _NOT_PENDING = {

@@ -64,10 +64,12 @@ class LimitsSettings(Section):
 
     per_number_hour: int = Field(10, ge=0)
     per_number_day: int = Field(20, ge=0)
-    per_ip_hour: int = Field(50, ge=0)
+    per_ip_hour: int = Field(0, ge=0)
+    """Off by default: the peer of a gateway is usually the app's own backend (see docs/configuration.md)."""
     range_digits: int = Field(3, ge=1, le=8)
     """How many trailing digits are dropped to form a number range."""
-    per_range_hour: int = Field(30, ge=0)
+    per_range_hour: int = Field(0, ge=0)
+    """Off by default: one app's traffic is unlike another's (see docs/configuration.md)."""
     per_country_hour: dict[str, int] = {}
     daily_budget: int = Field(0, ge=0)
     """Sends per day across all countries."""

@@ -110,7 +110,7 @@ class RedisStore:
         pointers = _pointers(request.to, request.channel)
         existing: tuple[Verification, str] | None = None
         for _ in range(TRIES):
-            decision = otp.decide_start(existing[0] if existing else None, now)
+            decision = otp.decide_start(existing[0] if existing else None, now, request.resend_cooldown)
             if isinstance(decision, Refused):
                 return decision
             resent = isinstance(decision, otp.Resend)

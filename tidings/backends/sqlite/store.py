@@ -72,7 +72,7 @@ def _start(
     connection: sqlite3.Connection, request: StartRequest, limits: LimitState, now: float
 ) -> tuple[Started | Refused, int]:
     existing = _latest(connection, request.to, request.channel)
-    decision = otp.decide_start(existing, now)
+    decision = otp.decide_start(existing, now, request.resend_cooldown)
     if isinstance(decision, Refused):
         return decision, 0
     refused = limits.consume(request.limits, now)
