@@ -3,6 +3,7 @@ local emulators of the providers it talks to."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import socket
@@ -87,7 +88,7 @@ class Api:
         *,
         key: str | None = "default",
         headers: dict[str, str] | None = None,
-        data: bytes | str | None = None,
+        data: bytes | str | io.BytesIO | None = None,
     ) -> Answer:
         sent = dict(headers or {})
         key = self.key if key == "default" else key

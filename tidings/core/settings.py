@@ -160,7 +160,8 @@ class Settings(Section):
     log_format: str = Field("text", pattern="^(text|json)$")
     access_log: bool = False
     """One log line per request; off by default because it costs a noticeable share of a request."""
-    max_body_size: int = Field(64 * 1024, ge=1024)
+    max_body_size: int = Field(2 * 1024 * 1024, ge=1024)
+    """Room for a message to 10,000 recipients with ids of 128 characters (1.3 MB)."""
     trusted_proxies: list[str] = []
     """Peers (addresses or CIDR networks) whose ``X-Forwarded-For`` is believed."""
     default_region: str | None = None
