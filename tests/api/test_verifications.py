@@ -258,6 +258,17 @@ async def test_idempotency_key_returns_the_first_answer(serve):
     assert other.status == 422 and other.error == "idempotency_key_reused"
 
 
+async def test_idempotency_key_holds_for_a_post_without_a_body(serve):
+    api = await serve()
+    started = await api.post("/v1/verifications", {"to": "+8613800138000"})
+    cancel = f"/v1/verifications/{started.body['id']}/cancel"
+    first = await api.post(cancel, headers={"Idempotency-Key": "cancel-1"})
+    retried = await api.post(cancel, headers={"Idempotency-Key": "cancel-1"})
+    assert first.status == retried.status == 200 and first.body == retried.body
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    assert (await api.post(cancel)).status == 409
+
+
 async def test_idempotency_key_concurrent_retries_send_once(serve):
     api = await serve({"verify": {"resend_cooldown": 0}})
     answers = await asyncio.gather(

@@ -67,13 +67,11 @@ def _wrap(endpoint: Endpoint) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         if endpoint.scope is not None:
             request[CALLER] = await authorize(request, endpoint.scope)
-        if endpoint.body is None:
-            return await endpoint.handler(request)
-        body = await parse(request, endpoint.body)
+        args = () if endpoint.body is None else (await parse(request, endpoint.body),)
         idempotency_key = request.headers.get("Idempotency-Key")
-        if idempotency_key is None or endpoint.scope is None:
-            return await endpoint.handler(request, body)
-        return await idempotency.once(request, idempotency_key, lambda: endpoint.handler(request, body))
+        if idempotency_key is None or endpoint.scope is None or request.method in ("GET", "HEAD"):
+            return await endpoint.handler(request, *args)
+        return await idempotency.once(request, idempotency_key, lambda: endpoint.handler(request, *args))
 
     handle.__name__ = endpoint.handler.__name__
     return handle
