@@ -175,3 +175,36 @@ async def test_a_full_server_turns_new_streams_away_with_503(serve):
         await first.content.readline()
         second = await api.get("/v1/subscribers/ada/stream")
         assert second.status == 503 and second.error == "too_many_streams" and second.headers["Retry-After"] == "5"
+
+
+async def test_a_new_connection_gets_new_messages_and_since_all_the_cache(serve):
+    api = await serve()
+    await make_subscriber(api, "ada")
+    headers = {"Authorization": f"Bearer {ROOT_KEY}"}
+    earlier = await push(api, "ada", "earlier")
+    await asyncio.sleep(0.3)
+    async with api.session.get("/v1/subscribers/ada/stream", headers=headers) as response:
+        assert response.headers["X-Request-Id"]
+        later = await push(api, "ada", "later")
+        assert [e["id"] for e in await sse_events(response, 1)] == [later]
+    async with api.session.get("/v1/subscribers/ada/stream?since=all", headers=headers) as response:
+        assert [e["id"] for e in await sse_events(response, 2)] == [earlier, later]
+
+
+async def test_a_bad_replay_position_is_refused_before_the_stream_starts(serve):
+    api = await serve()
+    await make_subscriber(api, "ada")
+    for headers in ({"Last-Event-ID": "not an id"}, {"Last-Event-ID": "msg_\u00e9"}):
+        refused = await api.get("/v1/subscribers/ada/stream", headers=headers)
+        assert refused.status == 400 and refused.body["error"]["field"] == "Last-Event-ID"
+        assert refused.headers["X-Request-Id"]
+    refused = await api.get("/v1/subscribers/ada/ws?since=../x")
+    assert refused.status == 400 and refused.body["error"]["field"] == "since"
+
+
+async def test_a_websocket_handshake_carries_a_request_id(serve):
+    api = await serve()
+    await make_subscriber(api, "bob")
+    url = api.base_url.replace("http", "ws", 1).rstrip("/") + "/v1/subscribers/bob/ws"
+    async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {ROOT_KEY}"}) as ws:
+        assert ws.response.headers["X-Request-Id"]

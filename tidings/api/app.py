@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tidings.api import keys, messages, ops, streams, subscribers, verifications
 from tidings.api.client_ip import parse_networks
-from tidings.api.middlewares import handle_errors
+from tidings.api.middlewares import add_request_id, handle_errors
 from tidings.api.openapi import document
 from tidings.api.state import STATE, State
 from tidings.backends import Backend, open_backend
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     ops.add_static(app)
     app[ops.OPENAPI] = document([endpoint for router in routers for endpoint in router.endpoints])
     app.cleanup_ctx.append(lambda app: _runtime(app, settings))
+    app.on_response_prepare.append(add_request_id)
     app.on_shutdown.append(_close_streams)
     return app
 

@@ -37,12 +37,24 @@ def error_response(error: TidingsError) -> web.Response:
     return response
 
 
-@web.middleware
-async def handle_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _request_id(request: web.Request) -> str:
+    """The caller's own ``X-Request-Id`` when it is a sane one, else a new one."""
     request_id = request.headers.get("X-Request-Id", "")
     if not _REQUEST_ID.match(request_id):
         request_id = f"{_PROCESS}{next(_SEQUENCE):010x}"
-    request[REQUEST_ID] = request_id
+    return request_id
+
+
+async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Set as the head of every answer is sent: a stream's head goes out long before its handler returns."""
+    if REQUEST_ID not in request:
+        request[REQUEST_ID] = _request_id(request)
+    response.headers["X-Request-Id"] = request[REQUEST_ID]
+
+
+@web.middleware
+async def handle_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request[REQUEST_ID] = _request_id(request)
     started = time.perf_counter()
     try:
         response = await handler(request)
@@ -65,7 +77,6 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except Exception:
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
         response = error_response(TidingsError("something went wrong on our side; it has been logged"))
-    response.headers["X-Request-Id"] = request_id
     _count(request, response.status, time.perf_counter() - started)
     return response
 

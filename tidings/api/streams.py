@@ -1,13 +1,16 @@
 """Live streams: one subscriber's messages over Server-Sent Events or WebSocket, as they are sent.
 
 A client that reconnects names the last message it has (``Last-Event-ID`` or ``?since=``) and first gets what it
-missed from the message cache. The connection is registered before the cache is read, so nothing sent in between
-is lost; what arrives both ways is sent once.
+missed from the message cache (``?since=all``: the whole cache); a new connection gets what is sent from then on. The
+connection is registered before the cache is read, so nothing sent in between is lost; what arrives both ways is
+sent once. Everything that can fail is done before the answer's head is sent, so that a failure is still answered
+as an error rather than written into the stream.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -18,13 +21,17 @@ from tidings.api.routing import Router
 from tidings.api.state import STATE, State
 from tidings.channels.stream import Listener, StreamEvent
 from tidings.core.push import Message
-from tidings.errors import NotFound, Unauthorized, Unavailable
+from tidings.errors import InvalidInput, NotFound, Unauthorized, Unavailable
 from tidings.messages import encode
 from tidings.subscribers import checked_id
 
 router = Router()
 TAG = "streams"
 AUTH = {"token": "A subscriber token (`stk_...`) instead of an API key, for browsers (EventSource sets no headers)."}
+SINCE = "Replay the cached messages after this message id (`all`: the whole cache); without it, only new messages."
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+"""What a message id may look like; an id that is not in the cache (any more) replays all of it."""
+ALL = "all"
 
 
 @router.route(
@@ -34,21 +41,24 @@ AUTH = {"token": "A subscriber token (`stk_...`) instead of an API key, for brow
     scope=None,
     tag=TAG,
     errors=(400, 401, 403, 404, 503),
-    query={**AUTH, "since": "Replay the cached messages after this message id (as `Last-Event-ID` does)."},
+    query={**AUTH, "since": f"{SINCE} `Last-Event-ID` does the same."},
 )
 async def sse(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     subscriber_id = await _authorized(request)
-    since = request.headers.get("Last-Event-ID") or request.query.get("since")
+    if "Last-Event-ID" in request.headers:
+        since = _since(request.headers["Last-Event-ID"], "Last-Event-ID")
+    else:
+        since = _since(request.query.get("since"), "since")
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     if request.version >= (1, 1):
         response.enable_chunked_encoding()  # said here, so that live events can be framed the same way
-    await response.prepare(request)
     kind = "sse-chunked" if response.chunked else "sse"
     async with _listening(request, subscriber_id, kind) as listener:
         missed = await _missed(state, subscriber_id, since)
+        await response.prepare(request)
         await response.write(b"retry: 2000\n\n" + b"".join(_event(message).framed("sse") for message in missed))
         listener.go_live({message.id for message in missed})
         await listener.done
@@ -62,15 +72,16 @@ async def sse(request: web.Request) -> web.StreamResponse:
     scope=None,
     tag=TAG,
     errors=(400, 401, 403, 404, 503),
-    query={**AUTH, "since": "Replay the cached messages after this message id."},
+    query={**AUTH, "since": SINCE},
 )
 async def websocket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     subscriber_id = await _authorized(request)
+    since = _since(request.query.get("since"), "since")
     ws = web.WebSocketResponse(heartbeat=state.settings.streams.heartbeat, compress=False)
-    await ws.prepare(request)
     async with _listening(request, subscriber_id, "ws") as listener:
-        missed = await _missed(state, subscriber_id, request.query.get("since"))
+        missed = await _missed(state, subscriber_id, since)
+        await ws.prepare(request)
         for message in missed:
             await ws.send_str(_event(message).data.decode())
         listener.go_live({message.id for message in missed})
@@ -117,9 +128,21 @@ async def _authorized(request: web.Request) -> str:
     return subscriber_id
 
 
+def _since(raw: str | None, name: str) -> str | None:
+    """A message id, ``ALL``, or None (nothing to replay)."""
+    if not raw:
+        return None
+    if raw != ALL and not _MESSAGE_ID.match(raw):
+        raise InvalidInput(f"{name}: a message id (msg_...) or `all`", field=name)
+    return raw
+
+
 async def _missed(state: State, subscriber_id: str, since: str | None) -> list[Message]:
+    if since is None:
+        return []
     streams = state.settings.streams
-    return await state.push.stream_since(subscriber_id, since, streams.cache_size, time.time() - streams.cache_age)
+    after = None if since == ALL else since
+    return await state.push.stream_since(subscriber_id, after, streams.cache_size, time.time() - streams.cache_age)
 
 
 def _event(message: Message) -> StreamEvent:
