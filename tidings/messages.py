@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tidings.core import push
-from tidings.core.ids import new_id
+from tidings.core.ids import has_shape, new_id
 from tidings.core.push import (
     ChannelType,
     Counts,
@@ -115,7 +115,8 @@ class Messages:
         )
 
     async def get(self, id: str) -> tuple[Message, Counts]:
-        found = await self.store.get_message(id)
+        # An id of another shape names no message; the stores need not be asked (Redis keys hold the ids).
+        found = await self.store.get_message(id) if has_shape(id, "msg") else None
         if found is None:
             raise NotFound(f"no message {id[:64]!r}", code="message_not_found")
         return found

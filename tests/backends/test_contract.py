@@ -170,6 +170,8 @@ async def test_keys_and_idempotency_records(backend):
     await backend.store.idempotent_put("scope", "k", "fp", 201, b"{}", time.time())
     await backend.store.idempotent_put("scope", "k", "other", 200, b"[]", time.time())
     assert await backend.store.idempotent_get("scope", "k") == ("fp", 201, b"{}")
+    await backend.store.idempotent_put("key_1:PUT:/v1/subscribers/p1:b", "c", "first", 201, b"{}", time.time())
+    assert await backend.store.idempotent_get("key_1:PUT:/v1/subscribers/p1", "b:c") is None, "scope and key apart"
 
 
 # Subscribers, messages and deliveries.

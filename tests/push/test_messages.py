@@ -191,8 +191,14 @@ async def test_unknown_messages_and_bad_paging(serve):
     api = await serve()
     assert (await api.get("/v1/messages/msg_nope")).error == "message_not_found"
     assert (await api.post("/v1/messages/msg_nope/retry")).status == 404
-    for query in ("status=lost", "cursor=abc", "limit=0", "limit=5000"):
+    for query in ("status=lost", "cursor=abc", "limit=0", "limit=5000", "cursor=%C2%B2", "limit=%C2%B2"):
         assert (await api.get(f"/v1/deliveries?{query}")).status == 400
+    for huge in ("9223372036854775808", "9" * 5000):
+        refused = await api.get(f"/v1/deliveries?cursor={huge}")
+        assert refused.status == 400 and refused.body["error"]["field"] == "cursor"
+    for odd in ("msg_nope", "msg_0123456789abcdef0123456789abcdef:counts", "msg_0123456789abcdef0123456789abcdef:dlv"):
+        assert (await api.get(f"/v1/messages/{odd}")).error == "message_not_found"
+        assert (await api.get(f"/v1/messages/{odd}/deliveries")).error == "message_not_found"
 
 
 async def test_ten_thousand_recipients_are_accepted_in_well_under_a_second(serve, receiver):

@@ -118,12 +118,19 @@ async def _page(request: web.Request, message_id: str | None) -> web.Response:
     status = query.get("status")
     if status is not None and status not in DeliveryStatus.__members__.values():
         raise InvalidInput(f"status: one of {', '.join(DeliveryStatus)}", field="status")
-    cursor = query.get("cursor", "0")
-    limit = query.get("limit", str(PAGE))
-    if not cursor.isdigit():
+    cursor = _whole_number(query.get("cursor", "0"))
+    if cursor is None:
         raise InvalidInput("cursor: pass back the `next_cursor` of the previous page", field="cursor")
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+    limit = _whole_number(query.get("limit", str(PAGE)))
+    if limit is None or not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit: a number from 1 to {MAX_PAGE}", field="limit")
-    rows = await request.app[STATE].messages.store.list_deliveries(message_id, status, int(cursor), int(limit))
-    next_cursor = str(rows[-1][0]) if len(rows) == int(limit) else None
+    rows = await request.app[STATE].messages.store.list_deliveries(message_id, status, cursor, limit)
+    next_cursor = str(rows[-1][0]) if len(rows) == limit else None
     return json(DeliveryPage(deliveries=[DeliveryOut.of(d) for _, d in rows], next_cursor=next_cursor))
+
+
+def _whole_number(text: str) -> int | None:
+    """ASCII digits that fit a 64-bit row number (``str.isdigit`` also takes "²", which ``int`` refuses)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        return None
+    return int(text)

@@ -8,6 +8,7 @@ Rate limits run inside the start script (see ``lib.lua``), so a limit shared by 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
 
@@ -68,6 +69,11 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
 
 def _ttl(verification: Verification, now: float) -> int:
     return max(1, int(verification.expires_at - now + RETENTION))
+
+
+def _idempotency_key(scope: str, key: str) -> str:
+    """Scopes (caller, method, path) and keys may both hold ``:``; a digest of the scope keeps two apart."""
+    return f"{PREFIX}idem:{hashlib.sha256(scope.encode()).hexdigest()}:{key}"
 
 
 def _pointers(to: str, channel: Channel) -> list[str]:
@@ -215,7 +221,7 @@ class RedisStore:
 
     @guarded
     async def idempotent_get(self, scope: str, key: str) -> tuple[str, int, bytes] | None:
-        found = await self.client.get(f"{PREFIX}idem:{scope}:{key}")
+        found = await self.client.get(_idempotency_key(scope, key))
         if found is None:
             return None
         fingerprint, status, body = found.split(b"\n", 2)
@@ -226,7 +232,7 @@ class RedisStore:
         self, scope: str, key: str, fingerprint: str, status: int, body: bytes, now: float
     ) -> None:
         record = f"{fingerprint}\n{status}\n".encode() + body
-        await self.client.set(f"{PREFIX}idem:{scope}:{key}", record, nx=True, ex=int(RETENTION))
+        await self.client.set(_idempotency_key(scope, key), record, nx=True, ex=int(RETENTION))
 
     async def purge(self, now: float) -> int:
         """Everything here expires by itself (Redis TTLs)."""
