@@ -122,6 +122,13 @@ def base_config(tmp_path: Path) -> dict[str, Any]:
     }
 
 
+class ServedAsInProduction(TestServer):
+    """aiohttp's test server cancels a handler whose client left; ``tidings serve`` (``web.run_app``) does not."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return await super()._make_runner(**{**kwargs, "handler_cancellation": False})
+
+
 @pytest.fixture
 async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
     """Start tidings with settings merged over the test defaults; stopped at the end of the test."""
@@ -130,7 +137,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
     async def start(config: dict[str, Any] | None = None) -> Api:
         settings = Settings.model_validate(merge(base_config(tmp_path), config or {}))
         validate_providers(settings)
-        server = TestServer(create_app(settings), host="127.0.0.1", port=0)
+        server = ServedAsInProduction(create_app(settings), host="127.0.0.1", port=0)
         await server.start_server()
         api = Api(str(server.make_url("")))
         running.append((server, api))

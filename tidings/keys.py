@@ -25,6 +25,8 @@ class Keyring:
         self._cache: dict[str, tuple[float, ApiKey]] = {}
 
     async def identify(self, presented: str) -> ApiKey | None:
+        if not presented.isascii():  # no key is; and undecodable header bytes could not be hashed
+            return None
         digest = hash_key(presented)
         if self._root_hash is not None and hmac.compare_digest(digest, self._root_hash):
             return ApiKey("key_root", "root", frozenset({"admin"}), 0.0)

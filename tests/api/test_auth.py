@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 
@@ -13,6 +15,16 @@ async def test_missing_and_wrong_keys(serve):
     assert wrong.status == 401 and wrong.error == "invalid_api_key"
     basic = await api.get("/v1/verifications/ver_x", key=None, headers={"Authorization": "Basic abc"})
     assert basic.status == 401
+
+
+async def test_a_key_of_undecodable_bytes_is_an_invalid_key(serve):
+    api = await serve()
+    host, port = api.base_url.removeprefix("http://").rstrip("/").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /v1/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer caf\xe9\r\nConnection: close\r\n\r\n")
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 401 ") and b"invalid_api_key" in answer
 
 
 @pytest.mark.parametrize(

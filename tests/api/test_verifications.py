@@ -194,10 +194,10 @@ async def test_bad_start_names_the_field(serve, body, field):
     ("body", "field"),
     [
         ({"to": "+8613800138000"}, "code"),
-        ({"code": "123456"}, None),
-        ({"to": "+8613800138000", "id": "ver_x", "code": "123456"}, None),
-        ({"to": "+8613800138000", "code": "12ab56"}, "code"),
-        ({"to": "+8613800138000", "code": "12345678901"}, "code"),
+        ({"code": "123456"}, "to"),
+        ({"to": "+8613800138000", "id": "ver_x", "code": "123456"}, "id"),
+        ({"to": "+8613800138000", "code": 123456}, "code"),
+        ({"to": "+8613800138000", "code": "1" * 65}, "code"),
     ],
 )
 async def test_bad_check(serve, body, field):
@@ -205,6 +205,14 @@ async def test_bad_check(serve, body, field):
     answer = await api.post("/v1/verifications/check", body)
     assert answer.status == 400
     assert answer.body["error"].get("field") == field
+
+
+async def test_a_code_that_is_not_digits_is_a_wrong_code(serve):
+    api = await serve(TEST_CONFIG)
+    await api.post("/v1/verifications", {"to": TEST_NUMBER, "channel": None})
+    for typed in ("12ab56", "12345678901", "١٢٣٤٥٦"):
+        answer = await api.post("/v1/verifications/check", {"to": TEST_NUMBER, "code": typed})
+        assert answer.status == 200 and answer.body["valid"] is False, answer.body
 
 
 @pytest.mark.parametrize(
@@ -227,6 +235,31 @@ async def test_body_too_large(serve):
     answer = await api.post("/v1/verifications", {"to": "+8613800138000", "pad": "x" * 4096})
     assert answer.status == 413 and answer.error == "payload_too_large"
     assert "X-Request-Id" in answer.headers
+
+
+async def test_a_body_not_in_its_content_encoding_is_400(serve):
+    api = await serve()
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    answer = await api.post("/v1/verifications", data=b'{"to": "+8613800138000"}', headers=headers)
+    assert answer.status == 400 and answer.error == "invalid_body"
+
+
+async def test_a_client_that_leaves_mid_body_is_no_server_error(serve, caplog):
+    api = await serve()
+    host, port = api.base_url.removeprefix("http://").rstrip("/").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"POST /v1/verifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ROOT_KEY}\r\n"
+        'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"to"'.encode()
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()
+    await asyncio.sleep(0.2)
+    metrics = (await api.get("/metrics")).body
+    assert 'route="/v1/verifications",status="499"} 1.0' in metrics
+    assert 'status="500"' not in metrics
+    assert "unhandled error" not in caplog.text
 
 
 async def test_country_allowlist(serve):

@@ -145,8 +145,8 @@ async def test_deliveries_are_paged(serve, receiver):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"body": "x"}, None),
-        ({"to": ["a"], "topic": "news", "body": "x"}, None),
+        ({"body": "x"}, "to"),
+        ({"to": ["a"], "topic": "news", "body": "x"}, "to"),
         ({"to": [], "body": "x"}, "to"),
         ({"to": ["bad id"], "body": "x"}, "to.0"),
         ({"to": [f"u{n}" for n in range(10_001)], "body": "x"}, "to"),
@@ -154,7 +154,7 @@ async def test_deliveries_are_paged(serve, receiver):
         ({"to": ["a"], "priority": "urgent"}, "priority"),
         ({"to": ["a"], "ttl": 0}, "ttl"),
         ({"to": ["a"], "send_at": "tomorrow"}, "send_at"),
-        ({"to": ["a"], "send_at": "2030-01-01T00:00:00"}, None),
+        ({"to": ["a"], "send_at": "2030-01-01T00:00:00"}, "send_at"),
         ({"to": ["a"], "data": [1, 2]}, "data"),
     ],
 )
@@ -162,7 +162,15 @@ async def test_bad_messages_are_refused(serve, body, field):
     api = await serve()
     answer = await api.post("/v1/messages", body)
     assert answer.status == 400, answer.body
-    assert field is None or answer.body["error"]["field"] == field
+    assert answer.body["error"]["field"] == field
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+async def test_data_holds_only_what_json_can_say(serve, number):
+    api = await serve()
+    raw = '{"to": ["a"], "data": {"x": [NUMBER]}}'.replace("NUMBER", number)
+    answer = await api.post("/v1/messages", data=raw, headers=JSON)
+    assert answer.status == 400 and answer.body["error"]["field"] == "data"
 
 
 async def test_an_oversized_message_is_refused(serve):

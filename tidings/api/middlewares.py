@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from tidings.api.state import REQUEST_ID, STATE
-from tidings.errors import PayloadTooLarge, TidingsError
+from tidings.errors import InvalidInput, PayloadTooLarge, TidingsError
 
 log = logging.getLogger("tidings.api")
 
@@ -20,6 +20,8 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Request ids need to be unique, not secret: a random per-process prefix and a counter are cheaper than uuid4.
 _PROCESS = os.urandom(6).hex()
 _SEQUENCE = itertools.count()
+CLIENT_CLOSED_REQUEST = 499
+"""Counted, as nginx does, for a request whose client went away before it could be answered."""
 _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -65,6 +67,12 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[STATE].settings.max_body_size
         response = error_response(PayloadTooLarge(f"the body is larger than the limit of {limit} bytes"))
+    except web.RequestPayloadError as exc:  # e.g. a Content-Encoding the body is not in
+        reason = str(exc).rpartition("message:")[2].strip() or "malformed"
+        response = error_response(InvalidInput(f"the body cannot be read: {reason}", code="invalid_body"))
+    except ConnectionResetError:  # the client left while its body was read: nobody to answer, nothing went wrong
+        log.debug("client left during %s %s (request %s)", request.method, request.path, request_id)
+        response = web.Response(status=CLIENT_CLOSED_REQUEST)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

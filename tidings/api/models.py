@@ -4,35 +4,45 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tidings.core.otp import MAX_CODE_LENGTH, MIN_CODE_LENGTH
 from tidings.core.types import Channel, Status, Verification, rfc3339
+from tidings.errors import InvalidInput
 from tidings.ports import ApiKey, Node
 
 
 class Body(BaseModel):
+    """A request body. A rule across fields raises ``InvalidInput`` naming the field, which pydantic lets through
+    (it wraps only ``ValueError``, whose error has no field)."""
+
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
 
 class StartVerification(Body):
     to: str = Field(min_length=1, max_length=320, description="E.164 phone number, or an email address.")
     channel: Channel = Channel.SMS
+    """``null`` means the default too."""
     locale: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
     code_length: int | None = Field(None, ge=MIN_CODE_LENGTH, le=MAX_CODE_LENGTH)
     template: str | None = Field(None, max_length=64)
     app_name: str | None = Field(None, min_length=1, max_length=64)
 
+    @field_validator("channel", mode="before")
+    @classmethod
+    def _default_channel(cls, value: object) -> object:
+        return Channel.SMS if value is None else value
+
 
 class CheckVerification(Body):
     id: str | None = Field(None, max_length=64)
     to: str | None = Field(None, min_length=1, max_length=320)
-    code: str = Field(min_length=1, max_length=MAX_CODE_LENGTH, pattern=r"^[0-9]+$")
+    code: str = Field(min_length=1, max_length=64, description="What the user typed; anything but the code is wrong.")
 
     @model_validator(mode="after")
     def _one_lookup(self) -> CheckVerification:
         if (self.id is None) == (self.to is None):
-            raise ValueError("give exactly one of `id` or `to`")
+            raise InvalidInput("give exactly one of `id` or `to`", field="to" if self.id is None else "id")
         return self
 
 

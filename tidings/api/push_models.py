@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tidings.api.models import Body
 from tidings.core.push import (
@@ -19,6 +20,7 @@ from tidings.core.push import (
     Subscriber,
 )
 from tidings.core.types import rfc3339
+from tidings.errors import InvalidInput
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
 Url = Annotated[str, Field(min_length=8, max_length=2048)]
@@ -145,13 +147,35 @@ class MessageIn(Body):
     send_at: dt.datetime | None = Field(None, description="RFC 3339; deliver from then on.")
     ttl: int | None = Field(None, ge=1, le=30 * 86400, description="Seconds the message stays worth delivering.")
 
+    @field_validator("send_at")
+    @classmethod
+    def _zoned(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a time zone (e.g. a trailing Z)")
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _plain_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and not _finite(value):
+            raise ValueError("numbers must be finite: JSON has no NaN or Infinity, and receivers could not read them")
+        return value
+
     @model_validator(mode="after")
     def _one_audience(self) -> MessageIn:
         if (self.to is None) == (self.topic is None):
-            raise ValueError("give exactly one of `to` (subscriber ids) or `topic`")
-        if self.send_at is not None and self.send_at.tzinfo is None:
-            raise ValueError("send_at needs a time zone (e.g. a trailing Z)")
+            raise InvalidInput("give exactly one of `to` (subscriber ids) or `topic`", field="to")
         return self
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(map(_finite, value.values()))
+    if isinstance(value, list):
+        return all(map(_finite, value))
+    return True
 
 
 class MessageAccepted(BaseModel):
