@@ -214,9 +214,10 @@ class Verifications:
 
 
 def _refusal(refused: Refused, *, conflict: bool = False) -> Exception:
-    """The API error for a refusal from ``core.otp`` or a limit."""
+    """The API error for a refusal from ``core.otp`` or a limit; ``conflict``: a change refused because of the
+    state the verification is in (409)."""
+    if conflict:
+        return Conflict(refused.message, code=refused.error)
     if refused.error in otp.FINISHED_ERRORS:
-        if conflict:
-            return Conflict(refused.message, code=refused.error)
         return NotFound(refused.message, code=refused.error)
     return RateLimited(refused.message, code=refused.error, retry_after=refused.retry_after or 1)

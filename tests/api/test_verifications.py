@@ -93,6 +93,8 @@ async def test_max_attempts(serve):
     assert "Retry-After" in locked.headers
     read = await api.get(f"/v1/verifications/{started.body['id']}")
     assert read.body["status"] == "max_attempts_reached"
+    canceled = await api.post(f"/v1/verifications/{started.body['id']}/cancel")
+    assert canceled.status == 409 and canceled.error == "max_attempts_reached"
 
 
 async def test_expired(serve):
