@@ -76,7 +76,7 @@ class Metrics:
             "tidings_stream_slow_drops", "Stream connections cut for falling behind.", registry=self.registry
         )
         self.open_circuits = Gauge(
-            "tidings_webhook_open_circuits", "Webhook hosts whose circuit is open.", registry=self.registry
+            "tidings_webhook_open_circuits", "Webhook hosts and URLs with an open circuit.", registry=self.registry
         )
 
     def for_request(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:

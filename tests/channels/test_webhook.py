@@ -131,7 +131,7 @@ async def test_the_circuit_opens_after_repeated_failures_and_probes_after_the_co
     state.status = 500
     for _ in range(3):
         assert isinstance(await sender.send(call(url)), Transient)
-    assert sender.breakers() == {host: "open"}
+    assert sender.breakers() == {host: "closed", f"{url}/hook": "open"}, "the host answers; the endpoint fails"
 
     outcome = await sender.send(call(url))
     assert outcome == Deferred("circuit_open", clock.now + 30, outcome.message)
@@ -149,6 +149,35 @@ async def test_the_circuit_opens_after_repeated_failures_and_probes_after_the_co
     assert await sender.send(call(url)) == Delivered()
     assert len(state.received) == 6
     assert sender.breakers() == {}, "a healthy host is forgotten"
+
+
+async def test_a_failing_endpoint_does_not_hold_up_the_hosts_others(http, clock, run_app):
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=500)
+
+    async def fine(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/broken", broken)
+    app.router.add_post("/fine", fine)
+    url = await run_app(app)
+    sender = webhooks(http, clock, breaker_threshold=2)
+    for _ in range(2):
+        assert isinstance(await sender.send(WebhookCall("dlv_1", f"{url}/broken", SECRET, BODY)), Transient)
+    assert isinstance(await sender.send(WebhookCall("dlv_1", f"{url}/broken", SECRET, BODY)), Deferred)
+    assert await sender.send(WebhookCall("dlv_2", f"{url}/fine", SECRET, BODY)) == Delivered()
+
+
+async def test_a_host_that_does_not_answer_holds_up_all_its_endpoints(http, clock, receiver):
+    url, state = receiver
+    sender = webhooks(http, clock, breaker_threshold=2)
+    state.dead = True
+    for _ in range(2):
+        assert (await sender.send(call(url))).error == "connection_error"
+    outcome = await sender.send(WebhookCall("dlv_2", f"{url}/another", SECRET, BODY))
+    assert isinstance(outcome, Deferred) and outcome.error == "circuit_open"
+    assert sender.breakers() == {url.removeprefix("http://"): "open"}
 
 
 async def test_while_a_probe_is_out_others_wait(http, clock, receiver):

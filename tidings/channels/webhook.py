@@ -1,8 +1,10 @@
 """Webhooks: a signed POST to a subscriber's URL, as Standard Webhooks describes (https://www.standardwebhooks.com).
 
-Each destination host gets its own circuit breaker, concurrency bound and rate, so one slow or dead receiver holds
-up its own deliveries and nobody else's: what it cannot take now is deferred (not counted as a try) rather than
-waited for.
+Each destination host gets its own concurrency bound and rate, and two kinds of circuit breaker: one for the host,
+opened when it does not answer at all (down, unreachable, timing out), and one for each endpoint (URL), opened when
+it answers with server errors, so that a broken path does not hold up the host's other endpoints. One slow or dead
+receiver holds up its own deliveries and nobody else's: what it cannot take now is deferred (not counted as a try)
+rather than waited for.
 """
 
 from __future__ import annotations
@@ -51,13 +53,19 @@ def valid_secret(secret: str) -> bool:
     return 24 <= len(key) <= 64
 
 
-class _Host:
-    """What is known of one destination; dropped once nothing about it is worth remembering."""
+NO_ANSWER = frozenset({"timeout", "connection_error"})
+"""Failures that are the host's (it did not answer), as opposed to an endpoint's (it answered with an error)."""
 
-    __slots__ = ("breaker", "slots", "tat", "users", "waiting")
+
+class _Host:
+    """What is known of one destination host; dropped once nothing about it is worth remembering."""
+
+    __slots__ = ("breaker", "endpoints", "slots", "tat", "users", "waiting")
 
     def __init__(self, breaker: Breaker, concurrency: int) -> None:
         self.breaker = breaker
+        self.endpoints: dict[str, Breaker] = {}
+        """The circuit of each endpoint lately failing or being probed; one doing well is not kept."""
         self.slots = asyncio.Semaphore(concurrency)
         self.waiting = 0
         self.users = 0
@@ -89,8 +97,16 @@ class Webhooks:
         self._hosts: dict[str, _Host] = {}
 
     def breakers(self) -> dict[str, State]:
-        """The circuit of each host being sent to or lately failing, for metrics; a host doing well is left out."""
-        return {key: host.breaker.state for key, host in self._hosts.items()}
+        """The circuit of each host being sent to or lately failing, and of each endpoint lately failing, for
+        metrics; what is doing well is left out."""
+        circuits: dict[str, State] = {}
+        for key, host in self._hosts.items():
+            circuits[key] = host.breaker.state
+            circuits.update((url, breaker.state) for url, breaker in host.endpoints.items())
+        return circuits
+
+    def _breaker(self) -> Breaker:
+        return Breaker(self.breaker_threshold, self.breaker_cooldown, max(MAX_COOLDOWN, self.breaker_cooldown))
 
     async def send(self, call: WebhookCall) -> SendOutcome:
         try:
@@ -105,14 +121,13 @@ class Webhooks:
         key = f"[{url.host}]:{url.port}" if ":" in url.host else f"{url.host}:{url.port}"
         host = self._hosts.get(key)
         if host is None:
-            breaker = Breaker(self.breaker_threshold, self.breaker_cooldown, max(MAX_COOLDOWN, self.breaker_cooldown))
-            host = self._hosts[key] = _Host(breaker, self.per_host_concurrency)
+            host = self._hosts[key] = _Host(self._breaker(), self.per_host_concurrency)
         host.users += 1
         try:
             return await self._send_to(key, host, call, signer)
         finally:
             host.users -= 1
-            self._forget_if_idle(key, host)
+            self._forget_if_idle(key, host, call.url)
 
     async def _send_to(self, key: str, host: _Host, call: WebhookCall, signer: Webhook) -> SendOutcome:
         """Wait for one of the host's slots and its rate, unless that means queueing behind a full line. The
@@ -128,7 +143,12 @@ class Webhooks:
             now = self.clock()
             until = host.breaker.allow(now)
             if until is not None:
-                return Deferred("circuit_open", until, f"{key} failed too often; the next try goes as a probe")
+                return Deferred("circuit_open", until, f"{key} did not answer too often; the next try goes as a probe")
+            endpoint = host.endpoints.get(call.url) or host.endpoints.setdefault(call.url, self._breaker())
+            until = endpoint.allow(now)
+            if until is not None:
+                host.breaker.released()
+                return Deferred("circuit_open", until, f"{call.url} failed too often; the next try goes as a probe")
             outcome: SendOutcome | None = None
             try:
                 wait = self._rate_wait(host, now)
@@ -140,7 +160,7 @@ class Webhooks:
                 outcome = await self._post(call, signer)
                 return outcome
             finally:
-                self._report(host, outcome)
+                self._report(host.breaker, endpoint, outcome)
         finally:
             host.slots.release()
 
@@ -175,20 +195,30 @@ class Webhooks:
             return Permanent(f"http_{answer.status}", "redirects are not followed: register the final URL")
         return outcome_for_status(answer)
 
-    def _report(self, host: _Host, outcome: SendOutcome | None) -> None:
-        """Tell the breaker how the host did. Only its silence or its server errors count against it: a 4xx is an
-        answer, a 429 is the host pacing us, and a deferral or a refused address never reached it."""
+    def _report(self, host: Breaker, endpoint: Breaker, outcome: SendOutcome | None) -> None:
+        """Tell the breakers how the host and the endpoint did. Silence counts against the host, a server error
+        against the endpoint (its host answered); a 4xx is an answer, a 429 is the host pacing us, and a deferral
+        or a refused address never reached it."""
         now = self.clock()
         match outcome:
             case Transient(error="http_429") | Permanent(error=PrivateAddress.error) | Deferred() | None:
-                host.breaker.released()
+                host.released()
+                endpoint.released()
+            case Transient(error=error) if error in NO_ANSWER:
+                host.failed(now)
+                endpoint.released()
             case Transient():
-                host.breaker.failed(now)
+                host.succeeded(now)
+                endpoint.failed(now)
             case _:
-                host.breaker.succeeded(now)
+                host.succeeded(now)
+                endpoint.succeeded(now)
 
-    def _forget_if_idle(self, key: str, host: _Host) -> None:
+    def _forget_if_idle(self, key: str, host: _Host, url: str) -> None:
         now = self.clock()
+        endpoint = host.endpoints.get(url)
+        if endpoint is not None and endpoint.state == "closed" and endpoint.failures == 0:
+            del host.endpoints[url]
         idle = host.users == 0 and host.breaker.state == "closed" and host.breaker.failures == 0
-        if idle and (host.tat is None or host.tat <= now) and self._hosts.get(key) is host:
+        if idle and not host.endpoints and (host.tat is None or host.tat <= now) and self._hosts.get(key) is host:
             del self._hosts[key]
