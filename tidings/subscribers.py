@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from tidings.channels.guard import PrivateAddress, check_url
 from tidings.channels.webhook import new_secret, valid_secret
 from tidings.core.address import InvalidAddress, parse_email, parse_phone
-from tidings.core.push import SUBSCRIBER_ID, Subscriber, WebhookEndpoint, WebPushSubscription
+from tidings.core.push import SUBSCRIBER_ID, ChannelType, Subscriber, WebhookEndpoint, WebPushSubscription
 from tidings.core.sealing import Sealer
 from tidings.errors import InvalidInput, NotFound, Unprocessable
 from tidings.ports import PushStore
@@ -34,6 +34,7 @@ class SubscriberInput:
     webhooks: tuple[WebhookInput, ...] = ()
     webpush: tuple[WebPushSubscription, ...] = ()
     topics: tuple[str, ...] = ()
+    listed_addresses: tuple[ChannelType, ...] = ()
 
 
 def checked_id(id: str) -> str:
@@ -81,6 +82,7 @@ class Subscribers:
             webhooks=tuple(webhooks),
             webpush=given.webpush,
             topics=tuple(dict.fromkeys(given.topics)),
+            listed_addresses=tuple(dict.fromkeys(given.listed_addresses)),
         )
         stored, created = await self.store.put_subscriber(self._seal(subscriber))
         return self._unseal(stored), created

@@ -178,7 +178,9 @@ async def test_keys_and_idempotency_records(backend):
 
 
 def subscriber(id: str, topics: tuple[str, ...] = ("news",)) -> Subscriber:
-    return Subscriber(id, time.time(), time.time(), phone="+8613800138000", topics=topics)
+    return Subscriber(
+        id, time.time(), time.time(), phone="+8613800138000", topics=topics, listed_addresses=(ChannelType.SMS,)
+    )
 
 
 def plan(message: Message, subscribers: list[Subscriber]) -> tuple[Message, list[Delivery], list]:

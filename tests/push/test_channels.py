@@ -49,6 +49,26 @@ async def test_sms_goes_through_the_providers(serve, yunpian_emulator):
     assert [message.text for message in sms.emulator.received] == ["【Acme】Order: shipped"]
 
 
+async def test_phone_and_email_are_reached_by_default_only_when_listed(serve, yunpian_emulator):
+    sms = await yunpian_emulator()
+    api = await serve(merge(yunpian_config(sms.url), {"verify": {"app_name": "Acme"}}))
+    listed = await api.call("PUT", "/v1/subscribers/ada", {"phone": "+8613800138000", "channels": [{"type": "sms"}]})
+    assert listed.body["channels"] == [{"type": "sms", "to": "+8613800138000"}]
+    assert (await api.call("PUT", "/v1/subscribers/bob", {"phone": "+8613800138001", "email": "b@example.com"})).body[
+        "channels"
+    ] == []
+    sent = await api.post("/v1/messages", {"to": ["ada", "bob"], "body": "hello"})
+    done = await finished(api, sent.body["id"])
+    deliveries = (await api.get(f"/v1/messages/{sent.body['id']}/deliveries")).body["deliveries"]
+    assert sorted((d["subscriber_id"], d["channel"]) for d in deliveries) == [
+        ("ada", "sms"),
+        ("ada", "stream"),
+        ("bob", "stream"),
+    ]
+    assert done["status"] == "done"
+    assert [message.to for message in sms.emulator.received] == ["13800138000"]
+
+
 async def test_a_dead_host_opens_its_breaker_and_the_others_keep_going(serve, receiver):
     healthy, dead = await receiver(), await receiver()
     dead.receiver.dead = True

@@ -44,7 +44,8 @@ class WebPushChannelIn(Body):
 
 
 class AddressChannelIn(Body):
-    """``sms`` and ``email`` reach the subscriber's ``phone`` and ``email``; listing them is optional."""
+    """``sms`` and ``email``: a message that names no channels reaches the subscriber's ``phone`` and ``email`` too.
+    Without them, only one that names ``sms`` or ``email`` does."""
 
     type: Literal["sms", "email"]
 
@@ -67,7 +68,7 @@ class SubscriberIn(Body):
                 address = self.phone if channel.type == "sms" else self.email
                 if address is None:
                     field = "phone" if channel.type == "sms" else "email"
-                    raise ValueError(f"a {channel.type} channel needs `{field}`")
+                    raise InvalidInput(f"a {channel.type} channel needs `{field}`", field=field)
         return self
 
 
@@ -105,10 +106,10 @@ class SubscriberOut(BaseModel):
             WebhookChannelOut(url=hook.url, secret=hook.secret) for hook in s.webhooks
         ]
         channels += [WebPushChannelOut(endpoint=push.endpoint, keys={"p256dh": push.p256dh}) for push in s.webpush]
-        if s.phone:
-            channels.append(AddressChannelOut(type="sms", to=s.phone))
-        if s.email:
-            channels.append(AddressChannelOut(type="email", to=s.email))
+        addresses = {ChannelType.SMS: s.phone, ChannelType.EMAIL: s.email}
+        channels += [
+            AddressChannelOut(type=channel.value, to=addresses[channel] or "") for channel in s.listed_addresses
+        ]
         return cls(
             id=s.id,
             name=s.name,

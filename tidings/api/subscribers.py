@@ -7,6 +7,7 @@ import time
 from aiohttp import web
 
 from tidings.api.push_models import (
+    AddressChannelIn,
     NewToken,
     SubscriberIn,
     SubscriberOut,
@@ -17,7 +18,7 @@ from tidings.api.push_models import (
 )
 from tidings.api.routing import Router, json
 from tidings.api.state import STATE
-from tidings.core.push import WebPushSubscription
+from tidings.core.push import ChannelType, WebPushSubscription
 from tidings.core.types import rfc3339
 from tidings.subscribers import SubscriberInput, WebhookInput, checked_id
 
@@ -48,6 +49,7 @@ async def put(request: web.Request, body: SubscriberIn) -> web.Response:
             if isinstance(c, WebPushChannelIn)
         ),
         topics=tuple(body.topics),
+        listed_addresses=tuple(ChannelType(c.type) for c in body.channels if isinstance(c, AddressChannelIn)),
     )
     subscriber, created = await request.app[STATE].subscribers.put(request.match_info["id"], given)
     return json(SubscriberOut.of(subscriber), 201 if created else 200)

@@ -76,6 +76,13 @@ class Subscriber:
     webhooks: tuple[WebhookEndpoint, ...] = ()
     webpush: tuple[WebPushSubscription, ...] = ()
     topics: tuple[str, ...] = ()
+    listed_addresses: tuple[ChannelType, ...] = ()
+    """``sms`` and ``email`` when the subscriber lists them among its channels: then a message that names no channels
+    reaches its phone and email too (an SMS for every push would surprise, and cost)."""
+
+    def default_channels(self) -> frozenset[ChannelType]:
+        """What a message that names no channels reaches: the live stream and the channels the subscriber lists."""
+        return frozenset((ChannelType.STREAM, ChannelType.WEBHOOK, ChannelType.WEBPUSH, *self.listed_addresses))
 
     def targets(self) -> list[tuple[ChannelType, str]]:
         """Every place this subscriber can be reached, the live stream first."""
@@ -161,11 +168,12 @@ def fan_out(message: Message, subscribers: Iterable[Subscriber], delivery_id: An
 
     ``delivery_id(message_id, n)`` names the n-th delivery; ids only need to be unique and stable.
     """
-    wanted = set(message.channels) if message.channels is not None else None
+    wanted = frozenset(message.channels) if message.channels is not None else None
     deliveries = []
     for subscriber in subscribers:
+        channels = subscriber.default_channels() if wanted is None else wanted
         for channel, target in subscriber.targets():
-            if wanted is None or channel in wanted:
+            if channel in channels:
                 deliveries.append(
                     Delivery(
                         delivery_id(message.id, len(deliveries)),
@@ -228,6 +236,7 @@ def subscriber_record(subscriber: Subscriber) -> dict[str, Any]:
         "webhooks": [[hook.url, hook.secret] for hook in subscriber.webhooks],
         "webpush": [[push.endpoint, push.p256dh, push.auth] for push in subscriber.webpush],
         "topics": list(subscriber.topics),
+        "listed_addresses": [channel.value for channel in subscriber.listed_addresses],
     }
 
 
@@ -243,7 +252,15 @@ def subscriber_from_record(id: str, created_at: float, updated_at: float, record
         webhooks=tuple(WebhookEndpoint(*hook) for hook in record["webhooks"]),
         webpush=tuple(WebPushSubscription(*push) for push in record["webpush"]),
         topics=tuple(record["topics"]),
+        listed_addresses=tuple(
+            ChannelType(value) for value in record.get("listed_addresses", _reached_by_default_before(record))
+        ),
     )
+
+
+def _reached_by_default_before(record: dict[str, Any]) -> list[str]:
+    """A record written before ``listed_addresses`` existed: its phone and email were reached by default."""
+    return [channel for channel, field in (("sms", "phone"), ("email", "email")) if record.get(field)]
 
 
 def message_record(message: Message) -> dict[str, Any]:
