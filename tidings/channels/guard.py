@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from typing import Any
 
@@ -36,6 +37,18 @@ RESOLVE_TIMEOUT = 3.0
 """Seconds a subscription waits for DNS before it is accepted on the strength of the send-time check."""
 
 
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def is_host_name(host: str) -> bool:
+    """A name DNS could hold: labels of 1-63 letters, digits, ``-`` (not at either end) or ``_``, in IDNA."""
+    try:
+        encoded = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return len(encoded) <= 253 and all(_LABEL.fullmatch(label) for label in encoded.removesuffix(".").split("."))
+
+
 async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | None = None) -> None:
     """Refuse a webhook URL: ``ValueError`` when it is malformed, ``PrivateAddress`` when its host is, or resolves
     to, any non-public address.
@@ -53,9 +66,11 @@ async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | 
         raise ValueError("a webhook URL must not hold a user name or password; sign with the webhook secret instead")
     if not parsed.host:
         raise ValueError("a webhook URL needs a host")
+    host, port = parsed.host, parsed.port or 0
+    if not is_literal(host) and not is_host_name(host):
+        raise ValueError(f"{host!r} is not a host name")
     if allow_private:
         return
-    host, port = parsed.host, parsed.port or 0
     if is_literal(host):
         addresses = [host]
     else:
