@@ -234,6 +234,19 @@ async def test_stream_cache_replays_after_a_message(backend):
     assert counts.delivered == 1
 
 
+async def test_any_subscriber_id_has_a_stream_cache_of_its_own(backend):
+    """Names that a backend might use for its own keys are subscribers' names like any other."""
+    now = time.time()
+    names = ["clock", "seq", "all", "a:b", "status"]
+    for name in names:
+        await backend.push.put_subscriber(subscriber(name))
+    message = Message("msg_c0", None, "x", None, "normal", now, now + 60, channels=(ChannelType.STREAM,))
+    await backend.push.create_message(message, names, plan)
+    await backend.push.record_stream(message.id, names, now)
+    for name in names:
+        assert [m.id for m in await backend.push.stream_since(name, None, 10, now - 1)] == ["msg_c0"], name
+
+
 async def test_failed_deliveries_are_queued_again_under_their_ids(backend):
     await backend.push.put_subscriber(subscriber("a"))
     message = Message("msg_f", None, "x", None, "normal", time.time(), time.time() + 60, channels=(ChannelType.SMS,))

@@ -2,8 +2,9 @@
 -- ARGV: prefix, message id, subscriber ids (JSON list), now (s), cache age (s), cache size.
 local id, subscribers, now = ARGV[2], cjson.decode(ARGV[3]), tonumber(ARGV[4])
 local age, size = tonumber(ARGV[5]), tonumber(ARGV[6])
--- Scores are microseconds, nudged forward so that each entry sorts after the one before (replay's cursor).
-local clock = P .. 'cache:clock'
+-- Scores are microseconds, nudged forward so that each entry sorts after the one before (replay's cursor). The
+-- clock's key is outside cache:, where every name is a subscriber's (a subscriber may be called "clock").
+local clock = P .. 'stream-clock'
 local score = math.max(math.floor(now * 1e6), tonumber(redis.call('GET', clock) or '0') + 1)
 redis.call('SET', clock, string.format('%d', score))
 for _, subscriber in ipairs(subscribers) do
