@@ -110,6 +110,9 @@ def test_environment_texts_stay_as_written_and_lists_may_be_comma_separated():
         ("", {"TIDINGS_ROLE": "cook"}, "role"),
         ("[verify]\ntemplates = { login = { en = 'no code here' } }\n", {}, "{code}"),
         ("not toml at all [", {}, "not valid TOML"),
+        ("", {"TIDINGS_VERIFY_RESEND_COOLDOWN": "Infinity"}, "verify.resend_cooldown"),
+        ("[dispatch]\nrate = inf\n", {}, "dispatch.rate"),
+        ("[providers.yunpian]\napikey = 'k'\nrate = nan\n", {}, "providers.yunpian.rate"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, text, environ, says):

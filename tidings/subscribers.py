@@ -61,8 +61,6 @@ class Subscribers:
         webhooks = []
         for n, hook in enumerate(given.webhooks):
             await self._check_url(hook.url, f"channels[{n}].url")
-            if any(earlier.url == hook.url for earlier in webhooks):
-                raise InvalidInput("this webhook URL is listed twice", field=f"channels[{n}].url")
             if hook.secret is not None and not valid_secret(hook.secret):
                 raise InvalidInput(
                     "a webhook secret is `whsec_` followed by 24 to 64 base64-encoded bytes",

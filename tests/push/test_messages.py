@@ -156,6 +156,7 @@ async def test_deliveries_are_paged(serve, receiver):
         ({"to": ["a"], "send_at": "tomorrow"}, "send_at"),
         ({"to": ["a"], "send_at": "2030-01-01T00:00:00"}, "send_at"),
         ({"to": ["a"], "data": [1, 2]}, "data"),
+        ({"to": ["a"], "data": {"blob": "x" * 65_536}}, "data"),
     ],
 )
 async def test_bad_messages_are_refused(serve, body, field):

@@ -11,6 +11,8 @@ from tidings.channels.webhook import valid_secret
 HOOK = "http://127.0.0.1:9/hook"
 PUSH = "http://127.0.0.1:9/push/x"
 BAD_SECRET = {"type": "webhook", "url": HOOK, "secret": "nope"}
+HOOK_AGAIN = "http://127.0.0.1:9/%68ook"
+PUSH_CHANNEL = {"type": "webpush", "endpoint": PUSH, "keys": {"p256dh": "B" * 87, "auth": "BTBZMqHH6r4Tts7J_aSIgg"}}
 
 
 async def test_put_get_delete(serve):
@@ -83,6 +85,14 @@ async def test_secrets_are_sealed_at_rest(serve, tmp_path):
         ("/v1/subscribers/u1", {"channels": [{"type": "webhook", "url": "http://a..b/x"}]}, "channels[0].url"),
         ("/v1/subscribers/u1", {"channels": [{"type": "webhook", "url": "http://-a.example/x"}]}, "channels[0].url"),
         ("/v1/subscribers/u1", {"channels": [{"type": "webhook", "url": HOOK}] * 2}, "channels[1].url"),
+        (
+            "/v1/subscribers/u1",
+            {"channels": [PUSH_CHANNEL, {"type": "webhook", "url": HOOK}, {"type": "webhook", "url": HOOK_AGAIN}]},
+            "channels[2].url",
+        ),
+        ("/v1/subscribers/u1", {"channels": [PUSH_CHANNEL] * 2}, "channels[1].endpoint"),
+        ("/v1/subscribers/u1", {"channels": [{"type": "webhook", "url": "http://h.example:0/x"}]}, "channels[0].url"),
+        ("/v1/subscribers/u1", {"channels": [{"type": "webhook", "url": "http://999.1.1.1/x"}]}, "channels[0].url"),
         ("/v1/subscribers/u1", {"channels": [{"type": "sms"}]}, "phone"),
         ("/v1/subscribers/u1", {"topics": ["no spaces please"]}, "topics.0"),
     ],

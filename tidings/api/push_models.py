@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
+from yarl import URL
 
 from tidings.api.models import Body
 from tidings.core.push import (
+    MAX_DATA_BYTES,
     MAX_RECIPIENTS,
     ChannelType,
     Counts,
@@ -62,14 +65,32 @@ class SubscriberIn(Body):
     topics: list[Id] = Field([], max_length=100)
 
     @model_validator(mode="after")
-    def _addresses_for_their_channels(self) -> SubscriberIn:
-        for channel in self.channels:
+    def _channels_make_sense(self) -> SubscriberIn:
+        """An address channel needs its address; a place is listed once (or every message would go there twice)."""
+        seen: set[tuple[str, str]] = set()
+        for n, channel in enumerate(self.channels):
             if isinstance(channel, AddressChannelIn):
                 address = self.phone if channel.type == "sms" else self.email
                 if address is None:
                     field = "phone" if channel.type == "sms" else "email"
                     raise InvalidInput(f"a {channel.type} channel needs `{field}`", field=field)
+                place, field = channel.type, f"channels[{n}]"
+            elif isinstance(channel, WebhookChannelIn):
+                place, field = _normalised(channel.url), f"channels[{n}].url"
+            else:
+                place, field = _normalised(channel.endpoint), f"channels[{n}].endpoint"
+            if (channel.type, place) in seen:
+                raise InvalidInput(f"{field}: listed twice", field=field)
+            seen.add((channel.type, place))
         return self
+
+
+def _normalised(url: str) -> str:
+    """The URL as it is requested: the host's case and needless percent-escapes do not make another place."""
+    try:
+        return str(URL(url))
+    except ValueError:
+        return url  # refused later, with the reason
 
 
 class WebhookChannelOut(BaseModel):
@@ -158,8 +179,12 @@ class MessageIn(Body):
     @field_validator("data")
     @classmethod
     def _plain_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and not _finite(value):
+        if value is None:
+            return None
+        if not _finite(value):
             raise ValueError("numbers must be finite: JSON has no NaN or Infinity, and receivers could not read them")
+        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_DATA_BYTES:
+            raise ValueError(f"at most {MAX_DATA_BYTES} bytes as JSON")
         return value
 
     @model_validator(mode="after")

@@ -41,12 +41,14 @@ _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 def is_host_name(host: str) -> bool:
-    """A name DNS could hold: labels of 1-63 letters, digits, ``-`` (not at either end) or ``_``, in IDNA."""
+    """A name DNS could hold: labels of 1-63 letters, digits, ``-`` (not at either end) or ``_``, in IDNA, the last
+    not all digits (no top-level domain is; ``999.1.1.1`` is a mistyped address, not a name)."""
     try:
         encoded = host.encode("idna").decode("ascii")
     except UnicodeError:
         return False
-    return len(encoded) <= 253 and all(_LABEL.fullmatch(label) for label in encoded.removesuffix(".").split("."))
+    labels = encoded.removesuffix(".").split(".")
+    return len(encoded) <= 253 and all(_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
 
 
 async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | None = None) -> None:
@@ -68,7 +70,9 @@ async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | 
         raise ValueError("a webhook URL needs a host")
     host, port = parsed.host, parsed.port or 0
     if not is_literal(host) and not is_host_name(host):
-        raise ValueError(f"{host!r} is not a host name")
+        raise ValueError(f"{host!r} is neither an IP address nor a host name")
+    if parsed.explicit_port == 0:
+        raise ValueError("port 0 cannot be connected to")
     if allow_private:
         return
     if is_literal(host):

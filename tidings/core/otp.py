@@ -158,7 +158,7 @@ def refusal_for(verification: Verification, now: float) -> Refused | None:
     if status is Status.MAX_ATTEMPTS_REACHED:
         return Refused(
             "max_attempts_reached",
-            "Too many wrong codes were tried for this verification; start a new one after it expires.",
+            "Too many wrong codes were tried for this verification; it cannot be approved any more. Start a new one.",
             retry_after=max(1.0, verification.expires_at - now),
         )
     error, message = _NOT_PENDING[status]

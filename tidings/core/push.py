@@ -17,6 +17,8 @@ from tidings.core.types import PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_NORMAL, rfc
 SUBSCRIBER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 TOPIC = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_RECIPIENTS = 10_000
+MAX_DATA_BYTES = 64 * 1024
+"""A message's ``data``, as JSON: it goes whole to every webhook and stream (and a Web Push holds 4 KB)."""
 SUBSCRIPTION_GONE = "subscription_gone"
 """A push service no longer knows a Web Push subscription (404, 410): the subscriber loses it."""
 

@@ -14,7 +14,7 @@ from tidings.core.otp import MAX_CODE_LENGTH, MIN_CODE_LENGTH
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class TestNumber(Section):

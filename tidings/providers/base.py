@@ -19,7 +19,7 @@ from tidings.providers.client import HttpClient
 class ProviderSettings(BaseModel):
     """Settings every provider has; subclasses add their own. Secrets are ``SecretStr`` so they never print."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     base_url: str = ""
     concurrency: int | None = Field(None, ge=1)
