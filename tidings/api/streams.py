@@ -58,8 +58,9 @@ async def sse(request: web.Request) -> web.StreamResponse:
     kind = "sse-chunked" if response.chunked else "sse"
     async with _listening(request, subscriber_id, kind) as listener:
         missed = await _missed(state, subscriber_id, since)
+        head = b"retry: 2000\n\n" if since is not None else await _resume_point(state, subscriber_id)
         await response.prepare(request)
-        await response.write(b"retry: 2000\n\n" + b"".join(_event(message).framed("sse") for message in missed))
+        await response.write(head + b"".join(_event(message).framed("sse") for message in missed))
         listener.go_live({message.id for message in missed})
         await listener.done
     return response
@@ -143,6 +144,13 @@ async def _missed(state: State, subscriber_id: str, since: str | None) -> list[M
     streams = state.settings.streams
     after = None if since == ALL else since
     return await state.push.stream_since(subscriber_id, after, streams.cache_size, time.time() - streams.cache_age)
+
+
+async def _resume_point(state: State, subscriber_id: str) -> bytes:
+    """A new connection starts at the newest cached message: an ``id:`` without data sets where ``EventSource``
+    resumes, so a stream that drops before its first event still reconnects with ``Last-Event-ID``."""
+    newest = await state.push.stream_since(subscriber_id, None, 1, time.time() - state.settings.streams.cache_age)
+    return b"retry: 2000\n" + (b"id: " + newest[0].id.encode() + b"\n" if newest else b"") + b"\n"
 
 
 def _event(message: Message) -> StreamEvent:
