@@ -49,7 +49,7 @@ async def test_default_channels_are_the_stream_and_all_the_subscriber_has(serve,
     hooks = await receiver()
     api = await serve()
     await subscribe(api, hooks, ["a"])
-    sent = await api.post("/v1/messages", {"to": ["a", "ghost"], "body": "x"})
+    sent = await api.post("/v1/messages", {"to": ["a", "ghost"], "body": "x", "priority": None, "send_at": None})
     assert sent.body["recipients"] == 1 and sent.body["unknown"] == ["ghost"]
     await finished(api, sent.body["id"])
     page = await api.get(f"/v1/messages/{sent.body['id']}/deliveries")

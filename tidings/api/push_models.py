@@ -169,6 +169,11 @@ class MessageIn(Body):
     send_at: dt.datetime | None = Field(None, description="RFC 3339; deliver from then on.")
     ttl: int | None = Field(None, ge=1, le=30 * 86400, description="Seconds the message stays worth delivering.")
 
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _default_priority(cls, value: object) -> object:
+        return "normal" if value is None else value
+
     @field_validator("send_at")
     @classmethod
     def _zoned(cls, value: dt.datetime | None) -> dt.datetime | None:
