@@ -72,6 +72,8 @@ async def test_malformed_urls_are_refused(url, message):
         "http://0.0.0.0/",
         "http://localhost:8000/hook",
         "http://127.1/",
+        "http://2130706433/",
+        "http://0x7f.0.0.1/",
     ],
 )
 async def test_private_destinations_are_refused(url):

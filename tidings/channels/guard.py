@@ -69,8 +69,10 @@ async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | 
     if not parsed.host:
         raise ValueError("a webhook URL needs a host")
     host, port = parsed.host, parsed.port or 0
-    if not is_literal(host) and not is_host_name(host):
-        raise ValueError(f"{host!r} is neither an IP address nor a host name")
+    if not is_literal(host):
+        host = _ipv4_shorthand(host) or host
+        if not is_literal(host) and not is_host_name(host):
+            raise ValueError(f"{host!r} is neither an IP address nor a host name")
     if parsed.explicit_port == 0:
         raise ValueError("port 0 cannot be connected to")
     if allow_private:
@@ -85,6 +87,16 @@ async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | 
     refused = [address for address in addresses if not is_public(address)]
     if refused:
         raise PrivateAddress(f"{host} leads to {', '.join(refused)}: only public addresses can receive webhooks")
+
+
+def _ipv4_shorthand(host: str) -> str | None:
+    """``127.1``, ``0x7f.0.0.1`` or ``2130706433`` as the address the resolver makes of it (``127.0.0.1``)."""
+    if not host.removesuffix(".").rpartition(".")[2].isdigit():
+        return None
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 def is_literal(host: str) -> bool:
