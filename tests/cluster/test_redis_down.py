@@ -112,6 +112,34 @@ async def test_redis_down_answers_503_and_the_worker_resumes(tmp_path, run_app):
     assert len(sent_before) < len(numbers), "everything was sent before Redis stopped; nothing was tested"
 
 
+async def test_after_a_restart_a_burst_finds_every_pooled_connection_working(tmp_path, run_app):
+    """Every pooled connection dies with the Redis; the next burst must not fail on them one by one."""
+    sms_url = await run_app(yunpian.create_app(apikey=APIKEY))
+    redis = RedisProcess(tmp_path)
+    await redis.start()
+    server = Server(tmp_path, sms_url, database=redis.url, role="api")
+    await server.start()
+    try:
+        connector = aiohttp.TCPConnector(force_close=True)  # a request each, so all of them are in flight at once
+        async with aiohttp.ClientSession(server.url, headers=HEADERS, connector=connector) as session:
+            _, started, _ = await post(session, "+8613700000000")
+
+            async def read() -> int:
+                async with session.get(f"/v1/verifications/{started['id']}") as answer:
+                    return answer.status
+
+            assert set(await asyncio.gather(*(read() for _ in range(40)))) == {200}
+            assert redis.process is not None
+            redis.process.kill()  # as a crash or an OOM kill would
+            redis.process.wait(10)
+            await redis.start()
+            await asyncio.sleep(0.5)
+            assert await asyncio.gather(*(read() for _ in range(40))) == [200] * 40
+    finally:
+        server.stop(signal.SIGTERM)
+        redis.stop()
+
+
 async def test_a_node_that_loses_the_relay_ends_its_streams_so_clients_replay(tmp_path, run_app):
     emulator_app = yunpian.create_app(apikey=APIKEY)
     sms_url = await run_app(emulator_app)

@@ -17,6 +17,8 @@ from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import (
     BusyLoadingError,
     ConnectionError,
@@ -46,10 +48,15 @@ CONNECTIONS = 64
 
 
 def connect(url: str) -> redis.Redis:
-    """Timeouts keep a request from hanging on a Redis that stopped answering: it gets 503 instead."""
+    """Timeouts keep a request from hanging on a Redis that stopped answering: it gets 503 instead.
+
+    After a Redis restart every pooled connection is dead, and redis-py, by default, finds that out by failing the
+    next command on each (a burst of requests got 503 long after Redis was back). A connection idle for a second is
+    pinged before use, and a command whose connection turns out closed is sent once more on a new one. A command
+    can run twice only if Redis died while running it, and then the delivery ids let receivers drop the repeat."""
     pool = redis.BlockingConnectionPool.from_url(
         url, max_connections=CONNECTIONS, timeout=5, socket_timeout=5, socket_connect_timeout=2,
-        health_check_interval=15,
+        health_check_interval=1, retry=Retry(NoBackoff(), 1), retry_on_error=[ConnectionError],
     )  # fmt: skip
     return redis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
 
@@ -92,8 +99,16 @@ async def listen_forever(
                 if subscribed_before:
                     missed()
                 subscribed_before = True
-                async for message in pubsub.listen():
-                    handle(message["data"])
+                # A lost subscription must end this loop, to be told to ``missed``, not be mended out of sight by
+                # the retry that commands have (see ``connect``).
+                connection = pubsub.connection
+                assert connection is not None
+                retry, connection.retry = connection.retry, Retry(NoBackoff(), 0)
+                try:
+                    async for message in pubsub.listen():
+                        handle(message["data"])
+                finally:
+                    connection.retry = retry
         except (ConnectionError, TimeoutError, OSError) as exc:
             log.warning("lost the Redis channel %s (%s); subscribing again", channel, exc)
             await asyncio.sleep(1)
