@@ -13,6 +13,11 @@ from tidings.core.push import Counts, Delivery, Message, Subscriber
 from tidings.core.ratelimit import Limit
 from tidings.core.types import Channel, Job, SendOutcome, Verification
 
+IDEMPOTENCY_PENDING = 0
+"""The status of a claimed ``Idempotency-Key`` whose request is still under way."""
+IDEMPOTENCY_CLAIM = 60.0
+"""Seconds a claim holds without an answer (its node may have died meanwhile)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StartRequest:
@@ -117,12 +122,20 @@ class Store(Protocol):
 
     async def revoke_key(self, id: str, now: float) -> bool: ...
 
-    async def idempotent_get(self, scope: str, key: str) -> tuple[str, int, bytes] | None:
-        """The fingerprint, status and body first answered to this key, if any."""
+    async def idempotent_claim(
+        self, scope: str, key: str, fingerprint: str, now: float
+    ) -> tuple[str, int, bytes] | None:
+        """Take this key for a request about to run (None), or say what holds it: the fingerprint, status and body
+        first answered, or the fingerprint and ``IDEMPOTENCY_PENDING`` of a request still under way (on any node).
+        A claim whose request never finished lapses after ``IDEMPOTENCY_CLAIM`` seconds."""
 
     async def idempotent_put(
         self, scope: str, key: str, fingerprint: str, status: int, body: bytes, now: float
-    ) -> None: ...
+    ) -> None:
+        """The answer to keep for the key, in place of its claim."""
+
+    async def idempotent_release(self, scope: str, key: str) -> None:
+        """Give up a claim whose request gave no answer worth keeping, so that a retry runs again."""
 
     async def purge(self, now: float) -> int:
         """Remove what has outlived its retention; returns how many rows went."""

@@ -26,7 +26,7 @@ from tidings.core.push import (
 )
 from tidings.core.ratelimit import Limit
 from tidings.core.types import PRIORITY_LOW, PRIORITY_VERIFICATION, Channel, Job, Status, Verification
-from tidings.ports import Ack, ApiKey, Attempt, Drop, Lookup, Reschedule, Started, StartRequest
+from tidings.ports import IDEMPOTENCY_PENDING, Ack, ApiKey, Attempt, Drop, Lookup, Reschedule, Started, StartRequest
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -167,11 +167,18 @@ async def test_keys_and_idempotency_records(backend):
     assert [k.id for k in await backend.store.list_keys()] == ["key_1"]
     assert await backend.store.revoke_key("key_1", time.time())
     assert await backend.store.find_key("hash-1") is None
-    await backend.store.idempotent_put("scope", "k", "fp", 201, b"{}", time.time())
-    await backend.store.idempotent_put("scope", "k", "other", 200, b"[]", time.time())
-    assert await backend.store.idempotent_get("scope", "k") == ("fp", 201, b"{}")
-    await backend.store.idempotent_put("key_1:PUT:/v1/subscribers/p1:b", "c", "first", 201, b"{}", time.time())
-    assert await backend.store.idempotent_get("key_1:PUT:/v1/subscribers/p1", "b:c") is None, "scope and key apart"
+    now = time.time()
+    assert await backend.store.idempotent_claim("scope", "k", "fp", now) is None, "claimed"
+    assert await backend.store.idempotent_claim("scope", "k", "fp", now) == ("fp", IDEMPOTENCY_PENDING, b"")
+    await backend.store.idempotent_put("scope", "k", "fp", 201, b"{}", now)
+    assert await backend.store.idempotent_claim("scope", "k", "other", now) == ("fp", 201, b"{}")
+    await backend.store.idempotent_release("scope", "k")
+    assert await backend.store.idempotent_claim("scope", "k", "fp", now) == ("fp", 201, b"{}"), "an answer stays"
+    assert await backend.store.idempotent_claim("scope", "gone", "fp", now) is None
+    await backend.store.idempotent_release("scope", "gone")
+    assert await backend.store.idempotent_claim("scope", "gone", "fp", now) is None, "a released claim is free"
+    await backend.store.idempotent_put("key_1:PUT:/v1/subscribers/p1:b", "c", "first", 201, b"{}", now)
+    assert await backend.store.idempotent_claim("key_1:PUT:/v1/subscribers/p1", "b:c", "x", now) is None, "apart"
 
 
 # Subscribers, messages and deliveries.

@@ -195,3 +195,31 @@ async def test_checks_spread_over_two_nodes_approve_once_and_count_every_guess(t
         finally:
             for session in sessions:
                 await session.close()
+
+
+async def test_a_retry_on_the_other_node_while_the_first_is_under_way_gets_its_answer(
+    tmp_path, redis_url, sms, receiver
+):
+    """Behind a load balancer a client's retry lands anywhere; the message must still go out once."""
+    hooks_url, hooks = receiver
+    async with Cluster(tmp_path, redis_url, sms[0]) as cluster:
+        names = [f"user-{n:03d}" for n in range(200)]
+        await subscribe(cluster, hooks_url, names)
+        sessions = [aiohttp.ClientSession(api.url, headers=HEADERS) for api in cluster.apis]
+        try:
+
+            async def send_on(n: int) -> tuple[int, dict]:
+                await asyncio.sleep(0.02 * n)
+                body = {"to": names, "body": "once", "channels": ["webhook"]}
+                headers = {"Idempotency-Key": "order-7"}
+                async with sessions[n].post("/v1/messages", json=body, headers=headers) as answer:
+                    return answer.status, await answer.json()
+
+            (first_status, first), (second_status, second) = await asyncio.gather(send_on(0), send_on(1))
+            assert first_status == second_status == 202 and first["id"] == second["id"], (first, second)
+            await wait_for(lambda: len(hooks.received) >= 200, 30)
+            await asyncio.sleep(0.5)
+            assert len(hooks.received) == 200, "each subscriber once"
+        finally:
+            for session in sessions:
+                await session.close()

@@ -1,14 +1,17 @@
 """``Idempotency-Key``: a retried POST gets the first answer back instead of doing the work twice.
 
 Answers are kept per API key for at least 24 h. Only successful answers are kept, so a request refused for a passing
-reason (a rate limit, a busy queue) can be retried with the same key. Requests with the same key are serialised
-within the process, and a reused key with a different body is refused.
+reason (a rate limit, a busy queue) can be retried with the same key. A request claims its key in the store before
+it runs, so a retry that arrives while it is under way, on this node or another, waits for its answer (up to
+``WAIT_FOR_FIRST``; then 409 ``idempotency_key_in_use``) rather than running it again. A reused key with a
+different body is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -17,10 +20,15 @@ from weakref import WeakValueDictionary
 from aiohttp import web
 
 from tidings.api.state import CALLER, STATE
-from tidings.errors import InvalidInput, Unprocessable
+from tidings.errors import Conflict, InvalidInput, Unprocessable
+from tidings.ports import IDEMPOTENCY_PENDING, Store
 
+log = logging.getLogger("tidings.api")
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _locks: WeakValueDictionary[tuple[str, str], asyncio.Lock] = WeakValueDictionary()
+WAIT_FOR_FIRST = 10.0
+"""Seconds a retry waits for the answer of the same request under way elsewhere."""
+POLL_EVERY = 0.05
 
 
 async def once(request: web.Request, key: str, run: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
@@ -32,19 +40,41 @@ async def once(request: web.Request, key: str, run: Callable[[], Awaitable[web.S
     lock = _locks.get((scope, key))
     if lock is None:
         lock = _locks[(scope, key)] = asyncio.Lock()
-    async with lock:
-        first = await store.idempotent_get(scope, key)
-        if first is not None:
+    async with lock:  # the same key on this node: one claim at a time
+        deadline = time.monotonic() + WAIT_FOR_FIRST
+        while (first := await store.idempotent_claim(scope, key, fingerprint, time.time())) is not None:
             stored_fingerprint, status, body = first
             if stored_fingerprint != fingerprint:
                 raise Unprocessable(
                     "this Idempotency-Key was used with a different body; use a new key for a new request",
                     code="idempotency_key_reused",
                 )
-            response = web.Response(status=status, body=body, content_type="application/json")
-            response.headers["Idempotent-Replayed"] = "true"
+            if status != IDEMPOTENCY_PENDING:
+                response = web.Response(status=status, body=body, content_type="application/json")
+                response.headers["Idempotent-Replayed"] = "true"
+                return response
+            if time.monotonic() > deadline:
+                raise Conflict(
+                    "a request with this Idempotency-Key is still under way; retry shortly for its answer",
+                    code="idempotency_key_in_use",
+                    retry_after=1,
+                )
+            await asyncio.sleep(POLL_EVERY)
+        kept = False
+        try:
+            response = await run()
+            if 200 <= response.status < 300 and isinstance(response, web.Response) and response.body is not None:
+                await store.idempotent_put(scope, key, fingerprint, response.status, bytes(response.body), time.time())
+                kept = True
             return response
-        response = await run()
-        if 200 <= response.status < 300 and isinstance(response, web.Response) and response.body is not None:
-            await store.idempotent_put(scope, key, fingerprint, response.status, bytes(response.body), time.time())
-        return response
+        finally:
+            if not kept:
+                await _release(store, scope, key)
+
+
+async def _release(store: Store, scope: str, key: str) -> None:
+    """Best effort: a claim that cannot be given up now lapses by itself."""
+    try:
+        await store.idempotent_release(scope, key)
+    except Exception as exc:
+        log.warning("could not give up an Idempotency-Key claim (%s); it lapses by itself", exc)

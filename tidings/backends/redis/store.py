@@ -20,7 +20,18 @@ from tidings.core import abuse, otp
 from tidings.core.otp import RETENTION, CheckResult, Refused
 from tidings.core.types import Channel, Job, Status, Verification
 from tidings.errors import StoreError
-from tidings.ports import Ack, ApiKey, Attempt, Drop, Lookup, Settlement, Started, StartRequest
+from tidings.ports import (
+    IDEMPOTENCY_CLAIM,
+    IDEMPOTENCY_PENDING,
+    Ack,
+    ApiKey,
+    Attempt,
+    Drop,
+    Lookup,
+    Settlement,
+    Started,
+    StartRequest,
+)
 
 TRIES = 200
 """Reads and writes one change may take when others keep changing the same verification."""
@@ -220,19 +231,27 @@ class RedisStore:
         return True
 
     @guarded
-    async def idempotent_get(self, scope: str, key: str) -> tuple[str, int, bytes] | None:
-        found = await self.client.get(_idempotency_key(scope, key))
-        if found is None:
-            return None
-        fingerprint, status, body = found.split(b"\n", 2)
-        return fingerprint.decode(), int(status), body
+    async def idempotent_claim(
+        self, scope: str, key: str, fingerprint: str, now: float
+    ) -> tuple[str, int, bytes] | None:
+        name, claim = _idempotency_key(scope, key), f"{fingerprint}\n{IDEMPOTENCY_PENDING}\n".encode()
+        while not await self.client.set(name, claim, nx=True, ex=int(IDEMPOTENCY_CLAIM)):
+            found = await self.client.get(name)
+            if found is not None:  # else its claim was given up meanwhile: claim it again
+                fingerprint, status, body = found.split(b"\n", 2)
+                return fingerprint.decode(), int(status), body
+        return None
 
     @guarded
     async def idempotent_put(
         self, scope: str, key: str, fingerprint: str, status: int, body: bytes, now: float
     ) -> None:
         record = f"{fingerprint}\n{status}\n".encode() + body
-        await self.client.set(_idempotency_key(scope, key), record, nx=True, ex=int(RETENTION))
+        await self.client.set(_idempotency_key(scope, key), record, ex=int(RETENTION))
+
+    @guarded
+    async def idempotent_release(self, scope: str, key: str) -> None:
+        await self.scripts("release_claim", _idempotency_key(scope, key), str(IDEMPOTENCY_PENDING))
 
     async def purge(self, now: float) -> int:
         """Everything here expires by itself (Redis TTLs)."""

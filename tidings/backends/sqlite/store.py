@@ -22,7 +22,18 @@ from tidings.core import otp
 from tidings.core.otp import RETENTION, CheckResult, Refused
 from tidings.core.types import Channel, Job, Status, Verification
 from tidings.errors import StoreError
-from tidings.ports import Ack, ApiKey, Attempt, Drop, Lookup, Settlement, Started, StartRequest
+from tidings.ports import (
+    IDEMPOTENCY_CLAIM,
+    IDEMPOTENCY_PENDING,
+    Ack,
+    ApiKey,
+    Attempt,
+    Drop,
+    Lookup,
+    Settlement,
+    Started,
+    StartRequest,
+)
 
 log = logging.getLogger("tidings.sqlite")
 
@@ -116,6 +127,21 @@ def _get_many(connection: sqlite3.Connection, ids: list[str]) -> dict[str, Verif
         f"SELECT {_COLUMNS} FROM verifications WHERE id IN ({', '.join('?' * len(ids))})", ids
     ).fetchall()
     return {row[0]: _verification(row) for row in rows}
+
+
+def _claim(
+    connection: sqlite3.Connection, scope: str, key: str, fingerprint: str, now: float
+) -> tuple[str, int, bytes] | None:
+    row = connection.execute(
+        "SELECT fingerprint, status, body, created_at FROM idempotency WHERE scope = ? AND key = ?", (scope, key)
+    ).fetchone()
+    if row is not None and (row[1] != IDEMPOTENCY_PENDING or row[3] > now - IDEMPOTENCY_CLAIM):
+        return row[0], row[1], row[2]
+    connection.execute(
+        "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
+        (scope, key, fingerprint, IDEMPOTENCY_PENDING, b"", now),
+    )
+    return None
 
 
 def verification_settled(
@@ -224,20 +250,26 @@ class SqliteStore:
             )
         )
 
-    async def idempotent_get(self, scope: str, key: str) -> tuple[str, int, bytes] | None:
-        return await self.db.run(
-            lambda c: c.execute(
-                "SELECT fingerprint, status, body FROM idempotency WHERE scope = ? AND key = ?", (scope, key)
-            ).fetchone()
-        )
+    async def idempotent_claim(
+        self, scope: str, key: str, fingerprint: str, now: float
+    ) -> tuple[str, int, bytes] | None:
+        return await self.db.run(_claim, scope, key, fingerprint, now)
 
     async def idempotent_put(
         self, scope: str, key: str, fingerprint: str, status: int, body: bytes, now: float
     ) -> None:
         await self.db.run(
             lambda c: c.execute(
-                "INSERT OR IGNORE INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
                 (scope, key, fingerprint, status, body, now),
+            )
+        )
+
+    async def idempotent_release(self, scope: str, key: str) -> None:
+        await self.db.run(
+            lambda c: c.execute(
+                "DELETE FROM idempotency WHERE scope = ? AND key = ? AND status = ?",
+                (scope, key, IDEMPOTENCY_PENDING),
             )
         )
 
