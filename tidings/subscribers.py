@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from tidings.channels.guard import PrivateAddress, check_url
 from tidings.channels.webhook import new_secret, valid_secret
 from tidings.core.address import InvalidAddress, parse_email, parse_phone
-from tidings.core.push import SUBSCRIBER_ID, ChannelType, Subscriber, WebhookEndpoint, WebPushSubscription
+from tidings.core.push import NAME, ChannelType, Subscriber, WebhookEndpoint, WebPushSubscription
 from tidings.core.sealing import Sealer
 from tidings.errors import InvalidInput, NotFound, Unprocessable
 from tidings.ports import PushStore
@@ -38,7 +38,7 @@ class SubscriberInput:
 
 
 def checked_id(id: str) -> str:
-    if not SUBSCRIBER_ID.match(id):
+    if not NAME.match(id):
         raise InvalidInput(
             "subscriber ids are 1-128 characters of A-Z a-z 0-9 . _ : -", field="subscriber_id", code="invalid_id"
         )

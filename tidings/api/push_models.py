@@ -14,6 +14,7 @@ from tidings.api.models import Body
 from tidings.core.push import (
     MAX_DATA_BYTES,
     MAX_RECIPIENTS,
+    NAME,
     ChannelType,
     Counts,
     Delivery,
@@ -25,7 +26,7 @@ from tidings.core.push import (
 from tidings.core.types import rfc3339
 from tidings.errors import InvalidInput
 
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+Id = Annotated[str, Field(pattern=NAME.pattern)]
 Url = Annotated[str, Field(min_length=8, max_length=2048)]
 
 

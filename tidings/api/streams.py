@@ -10,7 +10,6 @@ as an error rather than written into the stream.
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator
 
@@ -20,7 +19,7 @@ from tidings.api.auth import authorize
 from tidings.api.routing import Router
 from tidings.api.state import STATE, State
 from tidings.channels.stream import Listener, StreamEvent
-from tidings.core.push import Message
+from tidings.core.push import NAME, Message
 from tidings.errors import InvalidInput, NotFound, Unauthorized, Unavailable
 from tidings.messages import encode
 from tidings.subscribers import checked_id
@@ -29,8 +28,6 @@ router = Router()
 TAG = "streams"
 AUTH = {"token": "A subscriber token (`stk_...`) instead of an API key, for browsers (EventSource sets no headers)."}
 SINCE = "Replay the cached messages after this message id (`all`: the whole cache); without it, only new messages."
-_MESSAGE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-"""What a message id may look like; an id that is not in the cache (any more) replays all of it."""
 ALL = "all"
 
 
@@ -58,8 +55,9 @@ async def sse(request: web.Request) -> web.StreamResponse:
     kind = "sse-chunked" if response.chunked else "sse"
     async with _listening(request, subscriber_id, kind) as listener:
         missed = await _missed(state, subscriber_id, since)
-        head = b"retry: 2000\n\n" if since is not None else await _resume_point(state, subscriber_id)
+        resume = b"" if since is not None else await _resume_point(state, subscriber_id)
         await response.prepare(request)
+        head = b"retry: 2000\n" + resume + b"\n"
         await response.write(head + b"".join(_event(message).framed("sse") for message in missed))
         listener.go_live({message.id for message in missed})
         await listener.done
@@ -130,10 +128,11 @@ async def _authorized(request: web.Request) -> str:
 
 
 def _since(raw: str | None, name: str) -> str | None:
-    """A message id, ``ALL``, or None (nothing to replay)."""
+    """A message id, ``ALL``, or None (nothing to replay). An id that is not in the cache (any more) replays all of
+    it, so any id of the right shape is taken."""
     if not raw:
         return None
-    if raw != ALL and not _MESSAGE_ID.match(raw):
+    if raw != ALL and not NAME.match(raw):
         raise InvalidInput(f"{name}: a message id (msg_...) or `all`", field=name)
     return raw
 
@@ -150,7 +149,7 @@ async def _resume_point(state: State, subscriber_id: str) -> bytes:
     """A new connection starts at the newest cached message: an ``id:`` without data sets where ``EventSource``
     resumes, so a stream that drops before its first event still reconnects with ``Last-Event-ID``."""
     newest = await state.push.stream_since(subscriber_id, None, 1, time.time() - state.settings.streams.cache_age)
-    return b"retry: 2000\n" + (b"id: " + newest[0].id.encode() + b"\n" if newest else b"") + b"\n"
+    return b"id: " + newest[0].id.encode() + b"\n" if newest else b""
 
 
 def _event(message: Message) -> StreamEvent:

@@ -69,15 +69,18 @@ async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | 
     if not parsed.host:
         raise ValueError("a webhook URL needs a host")
     host, port = parsed.host, parsed.port or 0
-    if not is_literal(host):
-        host = _ipv4_shorthand(host) or host
-        if not is_literal(host) and not is_host_name(host):
+    literal = is_literal(host)
+    if not literal:
+        shorthand = _ipv4_shorthand(host)
+        if shorthand is not None:
+            host, literal = shorthand, True
+        elif not is_host_name(host):
             raise ValueError(f"{host!r} is neither an IP address nor a host name")
     if parsed.explicit_port == 0:
         raise ValueError("port 0 cannot be connected to")
     if allow_private:
         return
-    if is_literal(host):
+    if literal:
         addresses = [host]
     else:
         try:

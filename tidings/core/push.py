@@ -14,8 +14,8 @@ from typing import Any
 
 from tidings.core.types import PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_NORMAL, rfc3339
 
-SUBSCRIBER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-TOPIC = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+NAME = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+"""What callers name things with (subscriber ids, topics), and the shape of an id they pass back."""
 MAX_RECIPIENTS = 10_000
 MAX_DATA_BYTES = 64 * 1024
 """A message's ``data``, as JSON: it goes whole to every webhook and stream (and a Web Push holds 4 KB)."""
