@@ -7,10 +7,14 @@ Codes come from configured test numbers here; tests that need codes delivered by
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import sqlite3
+import time
 
 import pytest
 
 from tests.conftest import ROOT_KEY
+from tidings.api import idempotency
 
 TEST_NUMBER = "+15005550006"
 TEST_CODE = "123456"
@@ -302,6 +306,22 @@ async def test_idempotency_key_holds_for_a_post_without_a_body(serve):
     assert first.status == retried.status == 200 and first.body == retried.body
     assert retried.headers["Idempotent-Replayed"] == "true"
     assert (await api.post(cancel)).status == 409
+
+
+async def test_a_retry_while_another_node_holds_the_key_waits_then_answers_409(serve, tmp_path):
+    """Another node's request under way is a claim in the shared store; here one is written there directly."""
+    api = await serve()
+    body = b'{"to": "+8613800138000"}'
+    with sqlite3.connect(tmp_path / "tidings.db") as other_node:
+        other_node.execute(
+            "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
+            ("key_root:POST:/v1/verifications", "k9", hashlib.sha256(body).hexdigest(), 0, b"", time.time()),
+        )
+    started = time.monotonic()
+    headers = {"Idempotency-Key": "k9", "Content-Type": "application/json"}
+    answer = await api.post("/v1/verifications", data=body, headers=headers)
+    assert answer.status == 409 and answer.error == "idempotency_key_in_use"
+    assert time.monotonic() - started >= idempotency.WAIT_FOR_FIRST
 
 
 async def test_idempotency_key_concurrent_retries_send_once(serve):
