@@ -29,6 +29,9 @@ TAG = "streams"
 AUTH = {"token": "A subscriber token (`stk_...`) instead of an API key, for browsers (EventSource sets no headers)."}
 SINCE = "Replay the cached messages after this message id (`all`: the whole cache); without it, only new messages."
 ALL = "all"
+HEAD = b"retry: 2000\n"
+"""How soon to reconnect, without the blank line that ends an event: every event a client sees is a message
+(several clients, httpx-sse among them, hand a block without data on as an event with empty data)."""
 
 
 @router.route(
@@ -55,10 +58,8 @@ async def sse(request: web.Request) -> web.StreamResponse:
     kind = "sse-chunked" if response.chunked else "sse"
     async with _listening(request, subscriber_id, kind) as listener:
         missed = await _missed(state, subscriber_id, since)
-        resume = b"" if since is not None else await _resume_point(state, subscriber_id)
         await response.prepare(request)
-        head = b"retry: 2000\n" + resume + b"\n"
-        await response.write(head + b"".join(_event(message).framed("sse") for message in missed))
+        await response.write(HEAD + b"".join(_event(message).framed("sse") for message in missed))
         listener.go_live({message.id for message in missed})
         await listener.done
     return response
@@ -143,13 +144,6 @@ async def _missed(state: State, subscriber_id: str, since: str | None) -> list[M
     streams = state.settings.streams
     after = None if since == ALL else since
     return await state.push.stream_since(subscriber_id, after, streams.cache_size, time.time() - streams.cache_age)
-
-
-async def _resume_point(state: State, subscriber_id: str) -> bytes:
-    """A new connection starts at the newest cached message: an ``id:`` without data sets where ``EventSource``
-    resumes, so a stream that drops before its first event still reconnects with ``Last-Event-ID``."""
-    newest = await state.push.stream_since(subscriber_id, None, 1, time.time() - state.settings.streams.cache_age)
-    return b"id: " + newest[0].id.encode() + b"\n" if newest else b""
 
 
 def _event(message: Message) -> StreamEvent:

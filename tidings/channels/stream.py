@@ -36,8 +36,9 @@ class StreamEvent:
 
 
 def _sse(event: StreamEvent) -> bytes:
+    """A heartbeat is a comment line alone: with a blank line after it, some clients would see an empty event."""
     if not event.id:
-        return b": ping\n\n"
+        return b": ping\n"
     return b"id: " + event.id.encode() + b"\nevent: message\ndata: " + event.data + b"\n\n"
 
 
