@@ -58,6 +58,10 @@ class Messages:
             ChannelType.SMS: settings.verify.sms_providers,
             ChannelType.EMAIL: settings.verify.email_providers,
         }
+        email_configured = any(name in settings.providers for name in settings.verify.email_providers)
+        self.by_default = push.EVERY_CHANNEL if email_configured else push.EVERY_CHANNEL - {ChannelType.EMAIL}
+        """What a message that names no channels reaches. Email only once an email provider is configured: the
+        default SMTP server (this host, port 25) is seldom there, and every push would retry an email for a day."""
 
     async def send(self, given: MessageInput) -> tuple[Message, list[str]]:
         """Accept a message; returns it and the ids in ``to`` that name no subscriber (they are skipped)."""
@@ -84,7 +88,7 @@ class Messages:
     ) -> tuple[Message, list[Delivery], list[Job]]:
         """Runs inside the store's transaction, on the recipients it just read."""
         message = replace(message, recipients=len(subscribers))
-        deliveries = push.fan_out(message, subscribers, _delivery_id, now)
+        deliveries = push.fan_out(message, subscribers, _delivery_id, now, self.by_default)
         jobs = self.jobs_for([d for d in deliveries if d.channel is not ChannelType.STREAM], message, starts)
         if any(d.channel is ChannelType.STREAM for d in deliveries):
             jobs.append(self._job(f"stm_{message.id[4:]}", "stream", message, "stream", starts, {}))

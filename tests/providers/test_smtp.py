@@ -167,3 +167,16 @@ async def test_a_pushed_message_goes_out_by_email(serve, smtp_server):
     [received] = inbox.messages
     assert received["Subject"] == "Invoice" and received.get_payload().split() == ["Invoice", "Paid."]
     assert received["X-Tidings-Id"].startswith("dlv_") and sent.status == 202
+
+
+async def test_a_message_that_names_no_channels_reaches_the_email_once_smtp_is_configured(serve, smtp_server):
+    port, inbox = smtp_server()
+    api = await serve({"providers": {"smtp": {"port": port}}})
+    assert (await api.call("PUT", "/v1/subscribers/ada", {"email": "ada@example.com"})).status == 201
+    sent = await api.post("/v1/messages", {"to": ["ada"], "title": "Invoice", "body": "Paid."})
+    for _ in range(200):
+        if inbox.messages:
+            break
+        await asyncio.sleep(0.02)
+    [received] = inbox.messages
+    assert received["Subject"] == "Invoice" and sent.status == 202

@@ -47,8 +47,8 @@ class WebPushChannelIn(Body):
 
 
 class AddressChannelIn(Body):
-    """``sms`` and ``email``: a message that names no channels reaches the subscriber's ``phone`` and ``email`` too.
-    Without them, only one that names ``sms`` or ``email`` does."""
+    """``sms`` and ``email`` need not be listed: a message that names no channels reaches the subscriber's ``phone``
+    and ``email`` anyway, email once an email provider is configured. Listed, ``email`` is reached even before."""
 
     type: Literal["sms", "email"]
 

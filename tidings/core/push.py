@@ -80,11 +80,7 @@ class Subscriber:
     topics: tuple[str, ...] = ()
     listed_addresses: tuple[ChannelType, ...] = ()
     """``sms`` and ``email`` when the subscriber lists them among its channels: then a message that names no channels
-    reaches its phone and email too (an SMS for every push would surprise, and cost)."""
-
-    def default_channels(self) -> frozenset[ChannelType]:
-        """What a message that names no channels reaches: the live stream and the channels the subscriber lists."""
-        return frozenset((ChannelType.STREAM, ChannelType.WEBHOOK, ChannelType.WEBPUSH, *self.listed_addresses))
+    reaches them even where the server would not by default (see ``fan_out``)."""
 
     def targets(self) -> list[tuple[ChannelType, str]]:
         """Every place this subscriber can be reached, the live stream first."""
@@ -165,15 +161,25 @@ class Counts:
         return MessageStatus.QUEUED
 
 
-def fan_out(message: Message, subscribers: Iterable[Subscriber], delivery_id: Any, now: float) -> list[Delivery]:
-    """One delivery per recipient and reachable target of the channels asked for (all of them by default).
+EVERY_CHANNEL = frozenset(ChannelType)
+
+
+def fan_out(
+    message: Message,
+    subscribers: Iterable[Subscriber],
+    delivery_id: Any,
+    now: float,
+    by_default: frozenset[ChannelType] = EVERY_CHANNEL,
+) -> list[Delivery]:
+    """One delivery per recipient and reachable target of the channels asked for; a message that names none asks
+    for ``by_default`` and the channels each subscriber lists.
 
     ``delivery_id(message_id, n)`` names the n-th delivery; ids only need to be unique and stable.
     """
     wanted = frozenset(message.channels) if message.channels is not None else None
     deliveries = []
     for subscriber in subscribers:
-        channels = subscriber.default_channels() if wanted is None else wanted
+        channels = by_default.union(subscriber.listed_addresses) if wanted is None else wanted
         for channel, target in subscriber.targets():
             if channel in channels:
                 deliveries.append(
