@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from yarl import URL
 
 from tidings.api.models import Body
@@ -159,6 +159,9 @@ class VapidKey(BaseModel):
 
 
 class MessageIn(Body):
+    model_config = ConfigDict(str_strip_whitespace=False)
+    """A message's text reaches its recipients as it was sent, edge whitespace and all."""
+
     to: list[Id] | None = Field(None, min_length=1, max_length=MAX_RECIPIENTS)
     topic: Id | None = None
     title: str | None = Field(None, max_length=1000)
