@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from tidings.channels.guard import PrivateAddress, check_url
-from tidings.channels.webhook import new_secret, valid_secret
+from tidings.channels.webhook import MAX_SECRET_BYTES, new_secret, valid_secret
 from tidings.core.address import InvalidAddress, parse_email, parse_phone
 from tidings.core.push import NAME, ChannelType, Subscriber, WebhookEndpoint, WebPushSubscription
 from tidings.core.sealing import Sealer
@@ -63,7 +63,7 @@ class Subscribers:
             await self._check_url(hook.url, f"channels[{n}].url")
             if hook.secret is not None and not valid_secret(hook.secret):
                 raise InvalidInput(
-                    "a webhook secret is `whsec_` followed by 24 to 64 base64-encoded bytes",
+                    f"a webhook secret is `whsec_` followed by 1 to {MAX_SECRET_BYTES} base64-encoded bytes",
                     field=f"channels[{n}].secret",
                 )
             secret = hook.secret or known.get(hook.url) or new_secret()
