@@ -86,7 +86,7 @@ async def test_a_retry_carries_the_same_webhook_id(http, clock, receiver):
         (202, Delivered),
         (500, Transient),
         (503, Transient),
-        (408, Transient),
+        (408, Permanent),
         (429, Transient),
         (410, Permanent),
         (400, Permanent),

@@ -57,10 +57,11 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
 
 
 def outcome_for_status(response: Response, error: str | None = None, message: str = "") -> Transient | Permanent:
-    """The usual reading of a failed HTTP answer: 408/429/5xx are worth retrying, other 4xx are final."""
+    """The usual reading of a failed HTTP answer, and the one API.md gives for webhooks: 429 and 5xx are worth
+    retrying, other 4xx are final."""
     code = error or f"http_{response.status}"
     text = message or response.text[:200]
-    if response.status in (408, 425, 429) or response.status >= 500:
+    if response.status == 429 or response.status >= 500:
         return Transient(code, text, retry_after(response.headers))
     return Permanent(code, text)
 
