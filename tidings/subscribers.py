@@ -38,7 +38,7 @@ class SubscriberInput:
 
 
 def checked_id(id: str) -> str:
-    if not NAME.match(id):
+    if not NAME.fullmatch(id):
         raise InvalidInput(
             "subscriber ids are 1-128 characters of A-Z a-z 0-9 . _ : -", field="subscriber_id", code="invalid_id"
         )

@@ -72,6 +72,7 @@ async def test_secrets_are_sealed_at_rest(serve, tmp_path):
     [
         ("/v1/subscribers/bad%20id", {}, "subscriber_id"),
         ("/v1/subscribers/" + "x" * 129, {}, "subscriber_id"),
+        ("/v1/subscribers/abc%0A", {}, "subscriber_id"),
         ("/v1/subscribers/u1", {"phone": "12"}, "phone"),
         ("/v1/subscribers/u1", {"email": "not-an-address"}, "email"),
         ("/v1/subscribers/u1", {"channels": [{"type": "webhook", "url": "ftp://example.com/x"}]}, "channels[0].url"),

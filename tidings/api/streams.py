@@ -133,7 +133,7 @@ def _since(raw: str | None, name: str) -> str | None:
     it, so any id of the right shape is taken."""
     if not raw:
         return None
-    if raw != ALL and not NAME.match(raw):
+    if raw != ALL and not NAME.fullmatch(raw):
         raise InvalidInput(f"{name}: a message id (msg_...) or `all`", field=name)
     return raw
 
