@@ -208,6 +208,17 @@ async def test_a_new_connection_gets_new_messages_and_since_all_the_cache(serve)
         assert [e["id"] for e in await sse_events(response, 2)] == [earlier, later]
 
 
+async def test_a_message_past_its_ttl_is_not_replayed(serve):
+    api = await serve()
+    await make_subscriber(api, "ada")
+    await api.post("/v1/messages", {"to": ["ada"], "body": "brief", "ttl": 1, "channels": ["stream"]})
+    lasting = await push(api, "ada", "lasting")
+    await asyncio.sleep(1.2)
+    headers = {"Authorization": f"Bearer {ROOT_KEY}"}
+    async with api.session.get("/v1/subscribers/ada/stream?since=all", headers=headers) as response:
+        assert [e["id"] for e in await sse_events(response, 1)] == [lasting]
+
+
 async def test_a_bad_replay_position_is_refused_before_the_stream_starts(serve):
     api = await serve()
     await make_subscriber(api, "ada")

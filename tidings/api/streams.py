@@ -139,11 +139,14 @@ def _since(raw: str | None, name: str) -> str | None:
 
 
 async def _missed(state: State, subscriber_id: str, since: str | None) -> list[Message]:
+    """What to replay: a message past its ``ttl`` is no longer worth delivering, so it is not replayed either."""
     if since is None:
         return []
     streams = state.settings.streams
     after = None if since == ALL else since
-    return await state.push.stream_since(subscriber_id, after, streams.cache_size, time.time() - streams.cache_age)
+    now = time.time()
+    cached = await state.push.stream_since(subscriber_id, after, streams.cache_size, now - streams.cache_age)
+    return [message for message in cached if message.expires_at > now]
 
 
 def _event(message: Message) -> StreamEvent:
