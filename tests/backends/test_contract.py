@@ -239,6 +239,9 @@ async def test_stream_cache_replays_after_a_message(backend):
     assert await backend.push.stream_since("a", None, 10, now + 1) == []
     _, counts = await backend.push.get_message("msg_s2")
     assert counts.delivered == 1
+    assert await backend.push.delete_subscriber("a")
+    await backend.push.put_subscriber(subscriber("a"))
+    assert await backend.push.stream_since("a", None, 10, now - 1) == [], "a new subscriber of that id starts afresh"
 
 
 async def test_any_subscriber_id_has_a_stream_cache_of_its_own(backend):

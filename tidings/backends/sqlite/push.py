@@ -78,7 +78,9 @@ def _put_subscriber(connection: sqlite3.Connection, subscriber: Subscriber) -> t
 
 
 def _delete_subscriber(connection: sqlite3.Connection, id: str) -> bool:
+    """With its stream cache: ids are the caller's, and a later subscriber of the same id must not get its past."""
     connection.execute("DELETE FROM subscriber_topics WHERE subscriber_id = ?", (id,))
+    connection.execute("DELETE FROM stream_events WHERE subscriber_id = ?", (id,))
     return connection.execute("DELETE FROM subscribers WHERE id = ?", (id,)).rowcount == 1
 
 
