@@ -31,6 +31,7 @@ class Metrics:
         self.queue_depth = Gauge(
             "tidings_queue_depth", "Jobs waiting in the queue, by lane.", ["lane"], registry=self.registry
         )
+        self._lanes_seen: set[str] = set()
         self.jobs = Counter(
             "tidings_jobs",
             "Sends finished, by provider and outcome.",
@@ -89,3 +90,9 @@ class Metrics:
                 self.request_latency.labels(route),
             )
         return found
+
+    def set_queue_depth(self, depth: dict[str, int]) -> None:
+        """The stores name only the lanes that have jobs; one that drained reads 0, not its last depth."""
+        self._lanes_seen.update(depth)
+        for lane in self._lanes_seen:
+            self.queue_depth.labels(lane).set(depth.get(lane, 0))

@@ -102,6 +102,8 @@ async def test_redis_down_answers_503_and_the_worker_resumes(tmp_path, run_app):
             assert took < 6, "an answer, not a hang"
             async with session.get("/readyz") as answer:
                 assert answer.status == 503
+            async with session.get("/metrics") as answer:
+                assert answer.status == 200 and "tidings_http_requests_total" in await answer.text(), "still scraped"
             await redis.start()
             await wait_for(lambda: {m.to for m in sms.received} >= {n.removeprefix("+86") for n in numbers}, 60)
             status, body, _ = await post(session, "+8613900000001")

@@ -144,3 +144,16 @@ async def test_logs_hold_no_code_and_no_key(serve, yunpian_emulator, caplog):
     assert code not in caplog.text
     assert ROOT_KEY not in caplog.text and "tk_not-a-real-key-123456" not in caplog.text
     assert not re.search(r"【[^】]*】", caplog.text)
+
+
+async def test_the_queue_depth_metric_goes_back_to_zero(serve, yunpian_emulator):
+    sms = await yunpian_emulator(latency=0.5)
+    api = await serve(yunpian_config(sms.url))
+    await api.post("/v1/verifications", {"to": "+8613800138000"})
+    assert 'tidings_queue_depth{lane="yunpian"} 1.0' in (await api.get("/metrics")).body
+    await eventually(lambda: sms.emulator.received)
+    for _ in range(100):
+        if 'tidings_queue_depth{lane="yunpian"} 0.0' in (await api.get("/metrics")).body:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the drained lane still shows its last depth")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from importlib import resources
 
@@ -12,9 +14,13 @@ from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 from tidings.api.models import Cluster, Health, NodeOut
 from tidings.api.routing import Router, json
 from tidings.api.state import STATE
+from tidings.errors import StoreError
 
+log = logging.getLogger("tidings.api")
 router = Router()
 TAG = "operations"
+DEPTH_TIMEOUT = 2.0
+"""Seconds a scrape waits for the queue depth, well inside Prometheus's own scrape timeout (10 s by default)."""
 DOCS_PAGE = resources.files(__package__).joinpath("docs.html").read_text()
 OPENAPI = web.AppKey("openapi", dict)
 
@@ -69,9 +75,14 @@ async def cluster(request: web.Request) -> web.Response:
 
 @router.route("GET", "/metrics", summary="Prometheus metrics", scope=None, tag=TAG)
 async def metrics(request: web.Request) -> web.Response:
+    """Served even when the store does not answer, since the rest is in memory and matters most then; the queue
+    depth keeps its last reading."""
     state = request.app[STATE]
-    for lane, depth in (await state.queue.depth()).items():
-        state.metrics.queue_depth.labels(lane).set(depth)
+    try:
+        async with asyncio.timeout(DEPTH_TIMEOUT):
+            state.metrics.set_queue_depth(await state.queue.depth())
+    except (StoreError, TimeoutError) as exc:
+        log.warning("metrics without a fresh queue depth: %s", exc or "the store took too long")
     response = web.Response(body=generate_latest(state.metrics.registry))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
