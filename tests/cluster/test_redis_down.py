@@ -169,3 +169,20 @@ async def test_a_node_that_loses_the_relay_ends_its_streams_so_clients_replay(tm
     finally:
         server.stop(signal.SIGTERM)
         redis.stop()
+
+
+async def test_a_redis_that_hangs_gets_a_503_after_one_socket_timeout(tmp_path, serve):
+    """A command that timed out is not sent again, so the answer takes one socket timeout (5 s), not two."""
+    redis = RedisProcess(tmp_path)
+    await redis.start()
+    api = await serve({"database": redis.url})
+    assert redis.process is not None
+    redis.process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        answer = await api.get("/readyz", key=None)
+        took = time.monotonic() - started
+        assert answer.status == 503 and 4 < took < 7, (answer.status, took)
+    finally:
+        redis.process.send_signal(signal.SIGCONT)
+        redis.stop()

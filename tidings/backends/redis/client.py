@@ -53,10 +53,11 @@ def connect(url: str) -> redis.Redis:
     After a Redis restart every pooled connection is dead, and redis-py, by default, finds that out by failing the
     next command on each (a burst of requests got 503 long after Redis was back). A connection idle for a second is
     pinged before use, and a command whose connection turns out closed is sent once more on a new one. A command
-    can run twice only if Redis died while running it, and then the delivery ids let receivers drop the repeat."""
+    can run twice only if Redis died while running it, and then the delivery ids let receivers drop the repeat. A
+    command that timed out is not sent again: a Redis that hangs gets a 503 after one socket timeout, not two."""
     pool = redis.BlockingConnectionPool.from_url(
         url, max_connections=CONNECTIONS, timeout=5, socket_timeout=5, socket_connect_timeout=2,
-        health_check_interval=1, retry=Retry(NoBackoff(), 1), retry_on_error=[ConnectionError],
+        health_check_interval=1, retry=Retry(NoBackoff(), 1, (ConnectionError,)), retry_on_error=[ConnectionError],
     )  # fmt: skip
     return redis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
 
