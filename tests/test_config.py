@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 
@@ -113,6 +115,12 @@ def test_environment_texts_stay_as_written_and_lists_may_be_comma_separated():
         ("", {"TIDINGS_VERIFY_RESEND_COOLDOWN": "Infinity"}, "verify.resend_cooldown"),
         ("[dispatch]\nrate = inf\n", {}, "dispatch.rate"),
         ("[providers.yunpian]\napikey = 'k'\nrate = nan\n", {}, "providers.yunpian.rate"),
+        ("", {"TIDINGS_LOG_LEVEL": "verbose"}, "log_level"),
+        ("", {"TIDINGS_TRUSTED_PROXIES": "10.0.0.0/8,notanip"}, "trusted_proxies"),
+        ("[verify.test_numbers]\n'+123' = { code = '1234' }\n", {}, "verify.test_numbers"),
+        ("", {"TIDINGS_VERIFY_ALLOWED_COUNTRIES": "CN,XYZ"}, "verify.allowed_countries"),
+        ("default_region = 'China'\n", {}, "default_region"),
+        ("[providers.smtp]\ntimeout = 120\n", {}, "providers.smtp.timeout"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, text, environ, says):
@@ -138,10 +146,25 @@ def test_serve_refuses_a_bad_config_with_a_message(tmp_path):
     assert "verify.code_length" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_serve_refuses_a_role_on_sqlite_with_a_message(tmp_path):
+def test_serve_refuses_a_role_on_sqlite_with_a_message_that_shows_no_secret(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "tidings", "serve", "--role", "api", "--port", "0"],
         capture_output=True, text=True, timeout=30, cwd=tmp_path,
+        env={**os.environ, "TIDINGS_PROVIDERS_YUNPIAN_APIKEY": "very-secret-apikey"},
     )  # fmt: skip
     assert done.returncode == 2
     assert "redis://" in done.stderr and "Traceback" not in done.stderr
+    assert "secret-apikey" not in done.stderr and "input_value" not in done.stderr
+
+
+def test_serve_says_when_its_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "tidings", "serve", "--port", str(port)],
+            capture_output=True, text=True, timeout=30, cwd=tmp_path,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr

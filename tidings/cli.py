@@ -31,15 +31,10 @@ def _serve(args: argparse.Namespace) -> int:
     from tidings import config, logs, server
     from tidings.errors import BackendError
 
-    try:
-        settings = config.load(args.config)
-    except config.ConfigError as exc:
-        print(f"tidings: {exc}", file=sys.stderr)
-        return 2
     overrides = {key: value for key in ("host", "port", "role") if (value := getattr(args, key)) is not None}
     try:
-        settings = type(settings).model_validate({**settings.model_dump(), **overrides})
-    except ValueError as exc:
+        settings = config.load(args.config, overrides=overrides)
+    except config.ConfigError as exc:
         print(f"tidings: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, settings.log_format)
@@ -47,5 +42,8 @@ def _serve(args: argparse.Namespace) -> int:
         server.run(settings)
     except BackendError as exc:
         print(f"tidings: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the address is taken, or the host is not this machine's
+        print(f"tidings: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0

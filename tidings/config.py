@@ -26,7 +26,12 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says which setting and why."""
 
 
-def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """The file, then the environment over it, then ``overrides`` (the command line's) over both."""
     environ = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     if path is not None:
@@ -44,6 +49,7 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
         _overlay(section, provider.Settings, (PREFIX, "PROVIDERS", name.upper()), environ)
         if section:
             providers[name] = section
+    data.update(overrides or {})
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -59,9 +65,15 @@ def validate_providers(settings: Settings) -> None:
         if name not in PROVIDERS:
             raise ConfigError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
         try:
-            PROVIDERS[name].Settings.model_validate(settings.providers.get(name, {}))
+            provider_settings = PROVIDERS[name].Settings.model_validate(settings.providers.get(name, {}))
         except ValidationError as exc:
             raise ConfigError(_explain(exc, f"providers.{name}.")) from None
+        timeout = getattr(provider_settings, "timeout", None)  # a provider with a timeout of its own (SMTP)
+        if timeout is not None and settings.dispatch.lease <= timeout:
+            raise ConfigError(
+                f"dispatch.lease ({settings.dispatch.lease:g} s) must be longer than providers.{name}.timeout"
+                f" ({timeout:g} s)"
+            )
     if not settings.verify.sms_providers:
         raise ConfigError("verify.sms_providers must name at least one provider")
 
@@ -112,5 +124,6 @@ def _explain(exc: ValidationError, prefix: str = "") -> str:
     lines = []
     for error in exc.errors(include_url=False):
         where = prefix + ".".join(str(part) for part in error["loc"])
-        lines.append(f"{where}: {error['msg']}")
+        message = error["msg"].removeprefix("Value error, ")  # never the input: it would show secrets
+        lines.append(f"{where}: {message}" if where else message)
     return "invalid configuration: " + "; ".join(lines)

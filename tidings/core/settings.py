@@ -6,11 +6,20 @@ A section here is a ``[section]`` in the TOML file and ``TIDINGS_<SECTION>_<KEY>
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tidings.core import templates
+from tidings.core.address import InvalidAddress, parse_phone
 from tidings.core.otp import MAX_CODE_LENGTH, MIN_CODE_LENGTH
+
+
+def _country(code: str) -> str:
+    """An ISO 3166 alpha-2 code, as ``phonenumbers`` names regions (``CN``, ``US``)."""
+    if len(code) != 2 or not code.isascii() or not code.isalpha():
+        raise ValueError(f"{code!r} is not a two-letter country code (ISO 3166 alpha-2, e.g. CN)")
+    return code.upper()
 
 
 class Section(BaseModel):
@@ -42,7 +51,23 @@ class VerifySettings(Section):
     @field_validator("allowed_countries")
     @classmethod
     def _upper(cls, value: list[str]) -> list[str]:
-        return [country.upper() for country in value]
+        return [_country(country) for country in value]
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else _country(value)
+
+    @field_validator("test_numbers")
+    @classmethod
+    def _possible_numbers(cls, value: dict[str, TestNumber]) -> dict[str, TestNumber]:
+        for number in value:
+            if number.startswith("+"):
+                try:
+                    parse_phone(number)
+                except InvalidAddress as exc:
+                    raise ValueError(f"{number!r}: {exc}") from None
+        return value
 
     @field_validator("templates")
     @classmethod
@@ -156,7 +181,7 @@ class Settings(Section):
     api_key: str | None = None
     secret_key: str | None = None
     """Seals codes at rest. Without one, a random secret is kept in a file beside the database."""
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     log_format: str = Field("text", pattern="^(text|json)$")
     access_log: bool = False
     """One log line per request; off by default because it costs a noticeable share of a request."""
@@ -165,6 +190,22 @@ class Settings(Section):
     trusted_proxies: list[str] = []
     """Peers (addresses or CIDR networks) whose ``X-Forwarded-For`` is believed."""
     default_region: str | None = None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else _country(value)
+
     verify: VerifySettings = VerifySettings()
     limits: LimitsSettings = LimitsSettings()
     dispatch: DispatchSettings = DispatchSettings()
