@@ -186,3 +186,26 @@ async def test_a_redis_that_hangs_gets_a_503_after_one_socket_timeout(tmp_path, 
     finally:
         redis.process.send_signal(signal.SIGCONT)
         redis.stop()
+
+
+async def test_a_stop_while_redis_is_down_ends_within_its_grace(tmp_path, run_app):
+    """An outcome that cannot be written must not hold the stop for ever: its job comes back after its lease."""
+    emulator_app = yunpian.create_app(apikey=APIKEY, latency=1.0)
+    sms_url, sms = await run_app(emulator_app), emulator_app[EMULATOR]
+    redis = RedisProcess(tmp_path)
+    await redis.start()
+    server = Server(tmp_path, sms_url, database=redis.url)  # shutdown_grace = 5
+    await server.start()
+    try:
+        await server.start_verifications(["+8613800138000"])
+        await wait_for(lambda: sms.requests == 1, 10)  # at the provider, which answers a second later
+        redis.stop()
+        started = time.monotonic()
+        assert await asyncio.to_thread(server.stop, signal.SIGTERM) == 0  # the emulator answers meanwhile
+        assert time.monotonic() - started < 15
+        assert "1 outcomes not recorded" in server.log.read_text()
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.process.kill()
+        if redis.process is not None and redis.process.poll() is None:
+            redis.stop()

@@ -109,8 +109,21 @@ class Dispatcher:
                 self.settings.shutdown_grace,
             )
             await asyncio.gather(*self._sends, return_exceptions=True)
-            await self.queue.release(unfinished)
-        await self.settler.flush()
+            try:
+                await self.queue.release(unfinished)
+            except Exception as exc:
+                log.error(
+                    "cannot give back %d jobs (%s); they come back once their lease runs out", len(unfinished), exc
+                )
+        try:  # a store that does not answer must not hold the stop for ever: the leases cover what is not written
+            async with asyncio.timeout(self.settings.shutdown_grace):
+                await self.settler.flush()
+        except TimeoutError:
+            log.error(
+                "stopping with %d outcomes not recorded (the store does not answer); their jobs are sent again"
+                " once their lease runs out",
+                self.settler.unwritten,
+            )
 
     async def _lease_round(self) -> bool:
         """Lease for every lane with room; True when some lane got all it asked for, so that more may be waiting

@@ -19,7 +19,13 @@ class Settler:
     def __init__(self, queue: Queue) -> None:
         self.queue = queue
         self._pending: list[tuple[Job, Settlement, Attempt | None]] = []
+        self._writing = 0
         self._arrived = asyncio.Event()
+
+    @property
+    def unwritten(self) -> int:
+        """Outcomes not yet recorded, the batch being written included."""
+        return len(self._pending) + self._writing
 
     def add(self, job: Job, settlement: Settlement, attempt: Attempt | None) -> None:
         self._pending.append((job, settlement, attempt))
@@ -37,6 +43,7 @@ class Settler:
         delay = 0.1
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            self._writing = len(batch)
             try:
                 await asyncio.shield(self.queue.settle(batch, time.time()))
             except Exception as exc:
@@ -44,3 +51,5 @@ class Settler:
                 self._pending[:0] = batch
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            finally:
+                self._writing = 0
