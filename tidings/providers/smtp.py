@@ -27,7 +27,8 @@ class SmtpSettings(ProviderSettings):
     start_tls: bool | None = None
     """Upgrade with STARTTLS; None upgrades when the server offers it."""
     from_: str = Field("tidings <no-reply@localhost>", alias="from")
-    timeout: float = Field(10.0, gt=0)
+    timeout: float | None = Field(None, gt=0)
+    """Seconds for the whole exchange; by default ``dispatch.request_timeout``, like every provider's request."""
 
 
 class Smtp(Provider):
@@ -51,7 +52,7 @@ class Smtp(Provider):
                 password=secret(settings.password) or None,
                 use_tls=settings.use_tls,
                 start_tls=settings.start_tls,
-                timeout=settings.timeout,
+                timeout=settings.timeout or self.http.timeout.total,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return _by_code(min(error.code for error in exc.recipients), "recipient refused")
