@@ -40,7 +40,7 @@ class Metrics:
         )
         self.send_latency = Histogram(
             "tidings_send_duration_seconds",
-            "Time for a provider to answer one send.",
+            "Time for a provider to answer one request (a batch of sends is one request).",
             ["provider"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

@@ -13,7 +13,7 @@ import functools
 import logging
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any, Protocol
@@ -201,7 +201,8 @@ class Dispatcher:
             outcome = Transient("provider_error", type(exc).__name__)
         finally:
             self._free(lane, 1)
-        self._record(lane, job, outcome, time.monotonic() - started)
+        self._count(lane, [outcome], time.monotonic() - started)
+        self._record(lane, job, outcome)
 
     async def _send_batch(self, lane: Lane, batch: list[tuple[Job, object]]) -> None:
         """Jobs leased together, handed to the provider in one call: no task or future for each of them."""
@@ -218,14 +219,18 @@ class Dispatcher:
             outcomes = [Transient("provider_error", type(exc).__name__)] * len(batch)
         finally:
             self._free(lane, len(batch))
-        elapsed = time.monotonic() - started
+        self._count(lane, outcomes, time.monotonic() - started)
         for (job, _), outcome in zip(batch, outcomes, strict=True):
-            self._record(lane, job, outcome, elapsed)
+            self._record(lane, job, outcome)
 
-    def _record(self, lane: Lane, job: Job, outcome: SendOutcome, elapsed: float) -> None:
-        """Count a send's outcome and hand what it decides to the settler."""
+    def _count(self, lane: Lane, outcomes: list[SendOutcome], elapsed: float) -> None:
+        """One provider request: one latency, and a count of each kind of outcome of the sends it carried."""
         self._latency(lane.name).observe(elapsed)
-        self._jobs(lane.name, _outcome_name(outcome)).inc()
+        for name, count in Counter(map(_outcome_name, outcomes)).items():
+            self._jobs(lane.name, name).inc(count)
+
+    def _record(self, lane: Lane, job: Job, outcome: SendOutcome) -> None:
+        """Hand what a send's outcome decides to the settler."""
         now = time.time()
         attempt = None
         if not isinstance(outcome, Deferred):  # nothing was sent, so there was no attempt to record
