@@ -73,9 +73,12 @@ class Verifications:
         address = self.address(request.to, request.channel)
         test_code = self._test_code(address.to, now)
         allowed = self.verify.allowed_countries
-        if test_code is None and allowed and address.country is not None and address.country not in allowed:
+        phone = request.channel is Channel.SMS
+        if test_code is None and allowed and phone and address.country not in allowed:
+            # A number of no country (+800, +881-883, +979: global services, satellite phones) is outside every list,
+            # and those ranges are where SMS pumping goes.
             raise Unprocessable(
-                f"sending to {address.country} numbers is not allowed here",
+                f"sending to {address.country or 'non-geographic'} numbers is not allowed here",
                 code="country_not_allowed",
                 field="to",
                 country=address.country,
@@ -91,7 +94,7 @@ class Verifications:
             channel=request.channel,
             status=otp.Status.PENDING,
             sealed_code=self.sealer.seal(code, id),
-            locale=templates.pick_locale(request.locale or self.verify.default_locale, self.templates[template]),
+            locale=templates.pick_locale(request.locale, self.templates[template], self.verify.default_locale),
             app_name=request.app_name or self.verify.app_name,
             template=request.template,
             created_at=now,
@@ -110,7 +113,7 @@ class Verifications:
                 self.settings.limits,
                 to=address.to,
                 country=address.country,
-                is_phone=request.channel is Channel.SMS,
+                is_phone=phone,
                 client_ip=request.client_ip,
             )
         )
@@ -188,7 +191,7 @@ class Verifications:
         code = self.sealer.unseal(verification.sealed_code, verification.id)
         texts = self.templates.get(verification.template or "verification", self.templates["verification"])
         text = templates.render(
-            texts[templates.pick_locale(verification.locale, texts)],
+            texts[templates.pick_locale(verification.locale, texts, self.verify.default_locale)],
             app_name=verification.app_name,
             code=code,
             ttl=verification.expires_at - now,
@@ -196,7 +199,7 @@ class Verifications:
         subject = None
         if verification.channel is Channel.EMAIL:
             subject_template = templates.EMAIL_SUBJECTS[
-                templates.pick_locale(verification.locale, templates.EMAIL_SUBJECTS)
+                templates.pick_locale(verification.locale, templates.EMAIL_SUBJECTS, self.verify.default_locale)
             ]
             subject = subject_template.format(app_name=verification.app_name)
         return OutboundMessage(

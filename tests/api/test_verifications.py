@@ -273,6 +273,9 @@ async def test_country_allowlist(serve):
     refused = await api.post("/v1/verifications", {"to": "+447700900123"})
     assert refused.status == 422 and refused.error == "country_not_allowed"
     assert (await api.post("/v1/verifications", {"to": "+8613800138000"})).status == 201
+    satellite = await api.post("/v1/verifications", {"to": "+88213600000"})  # a number of no country
+    assert satellite.status == 422 and satellite.error == "country_not_allowed"
+    assert (await api.post("/v1/verifications", {"to": "ada@example.com", "channel": "email"})).status == 201
 
 
 async def test_request_id(serve):

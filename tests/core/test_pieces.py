@@ -135,6 +135,12 @@ def test_locale_choice(wanted, chosen):
     assert templates.pick_locale(wanted, texts) == chosen
 
 
+@pytest.mark.parametrize(("wanted", "chosen"), [("xx", "zh-CN"), (None, "zh-CN"), ("fr-CA", "fr"), ("de", "zh-CN")])
+def test_an_unknown_locale_falls_back_to_the_default_found_as_a_locale_is(wanted, chosen):
+    texts = {"en": "", "zh-CN": "", "fr": ""}
+    assert templates.pick_locale(wanted, texts, default="zh") == chosen
+
+
 @given(st.floats(min_value=0, max_value=2**32, allow_nan=False) | st.integers(0, 2**32).map(lambda s: s + 0.9999996))
 def test_rfc3339_agrees_with_datetime(timestamp):
     expected = dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")

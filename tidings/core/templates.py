@@ -46,17 +46,22 @@ def validate(template: str) -> str:
 
 
 def pick_locale(requested: str | None, available: dict[str, str], default: str = "en") -> str:
-    """Exact locale, then its language (``zh-HK`` -> ``zh-CN`` if that is all there is), then the default."""
-    if requested:
-        wanted = requested.replace("_", "-")
-        for name in available:
-            if name.lower() == wanted.lower():
-                return name
-        language = wanted.split("-")[0].lower()
-        for name in available:
-            if name.split("-")[0].lower() == language:
-                return name
-    return default if default in available else next(iter(available))
+    """Exact locale, then its language (``zh-HK`` -> ``zh-CN`` if that is all there is); then the default, found
+    the same way; then whatever there is."""
+    for wanted in (requested, default):
+        found = _closest(wanted, available)
+        if found is not None:
+            return found
+    return next(iter(available))
+
+
+def _closest(requested: str | None, available: dict[str, str]) -> str | None:
+    if not requested:
+        return None
+    wanted = requested.replace("_", "-").lower()
+    language = wanted.split("-")[0]
+    exact = next((name for name in available if name.lower() == wanted), None)
+    return exact or next((name for name in available if name.split("-")[0].lower() == language), None)
 
 
 def render(template: str, *, app_name: str, code: str, ttl: float) -> str:
