@@ -52,6 +52,17 @@ async def test_scopes(serve, scopes, method, path, allowed):
         assert answer.status == 403 and answer.error == "insufficient_scope"
 
 
+async def test_a_key_made_with_an_idempotency_key_is_replayed_but_not_stored_in_plain_text(serve, tmp_path):
+    api = await serve()
+    headers = {"Idempotency-Key": "make-backend-key"}
+    created = await api.post("/v1/keys", {"name": "backend", "scopes": ["send"]}, headers=headers)
+    again = await api.post("/v1/keys", {"name": "backend", "scopes": ["send"]}, headers=headers)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.body == created.body
+    secret = created.body["key"].encode()
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("tidings.db*"))
+    assert stored and secret not in stored
+
+
 async def test_key_shown_once_and_revoked(serve):
     api = await serve()
     created = await api.post("/v1/keys", {"name": "backend", "scopes": ["send", "read"]})

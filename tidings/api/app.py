@@ -96,6 +96,7 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
             application_server_key(vapid),
             backend.nodes,
             backend.name,
+            sealer,
         )
         app[STATE] = state
         http = HttpClient(settings.dispatch.request_timeout)

@@ -1,7 +1,8 @@
 """``Idempotency-Key``: a retried POST gets the first answer back instead of doing the work twice.
 
 Answers are kept per API key for at least 24 h. Only successful answers are kept, so a request refused for a passing
-reason (a rate limit, a busy queue) can be retried with the same key. A request claims its key in the store before
+reason (a rate limit, a busy queue) can be retried with the same key. They are kept sealed, as codes are, since an
+answer may hold a secret (a new API key, a webhook's secret). A request claims its key in the store before
 it runs, so a retry that arrives while it is under way, on this node or another, waits for its answer (up to
 ``WAIT_FOR_FIRST``; then 409 ``idempotency_key_in_use``) rather than running it again. A reused key with a
 different body is refused.
@@ -34,8 +35,10 @@ POLL_EVERY = 0.05
 async def once(request: web.Request, key: str, run: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     if not _KEY.match(key):
         raise InvalidInput("Idempotency-Key must be 1-255 printable ASCII characters", field="Idempotency-Key")
-    store = request.app[STATE].store
+    state = request.app[STATE]
+    store, sealer = state.store, state.sealer
     scope = f"{request[CALLER].id}:{request.method}:{request.path}"
+    bound_to = f"{scope}\n{key}"
     fingerprint = hashlib.sha256(await request.read()).hexdigest()
     lock = _locks.get((scope, key))
     if lock is None:
@@ -50,7 +53,8 @@ async def once(request: web.Request, key: str, run: Callable[[], Awaitable[web.S
                     code="idempotency_key_reused",
                 )
             if status != IDEMPOTENCY_PENDING:
-                response = web.Response(status=status, body=body, content_type="application/json")
+                answer = sealer.unseal(body, bound_to).encode()
+                response = web.Response(status=status, body=answer, content_type="application/json")
                 response.headers["Idempotent-Replayed"] = "true"
                 return response
             if time.monotonic() > deadline:
@@ -64,7 +68,8 @@ async def once(request: web.Request, key: str, run: Callable[[], Awaitable[web.S
         try:
             response = await run()
             if 200 <= response.status < 300 and isinstance(response, web.Response) and response.body is not None:
-                await store.idempotent_put(scope, key, fingerprint, response.status, bytes(response.body), time.time())
+                sealed = sealer.seal(bytes(response.body).decode(), bound_to)
+                await store.idempotent_put(scope, key, fingerprint, response.status, sealed, time.time())
                 kept = True
             return response
         finally:

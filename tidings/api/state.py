@@ -8,6 +8,7 @@ from aiohttp import web
 
 from tidings.api.client_ip import Network
 from tidings.channels.stream import Hub
+from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
 from tidings.core.tokens import Tokens
 from tidings.keys import Keyring
@@ -38,6 +39,7 @@ class State:
     nodes: Nodes
     backend: str
     """The backend's name: ``sqlite`` or ``redis``."""
+    sealer: Sealer
 
 
 STATE = web.AppKey("tidings", State)
