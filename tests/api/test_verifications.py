@@ -278,6 +278,21 @@ async def test_country_allowlist(serve):
     assert (await api.post("/v1/verifications", {"to": "ada@example.com", "channel": "email"})).status == 201
 
 
+async def test_every_get_answers_head_too(serve):
+    api = await serve(TEST_CONFIG)
+    started = await api.post("/v1/verifications", {"to": TEST_NUMBER})
+    for path, key, status in (
+        ("/healthz", None, 200),
+        ("/readyz", None, 200),
+        (f"/v1/verifications/{started.body['id']}", "default", 200),
+        (f"/v1/verifications/{started.body['id']}", None, 401),
+        ("/v1/verifications/ver_unknown", "default", 404),
+    ):
+        answer = await api.call("HEAD", path, key=key)
+        assert (answer.status, answer.body) == (status, None), path
+        assert answer.headers["X-Request-Id"]
+
+
 async def test_request_id(serve):
     api = await serve()
     given = await api.get("/healthz", headers={"X-Request-Id": "abc-123"})

@@ -34,8 +34,10 @@ class Endpoint:
 
 
 class Router:
-    def __init__(self) -> None:
+    def __init__(self, *, head: bool = True) -> None:
+        """``head``: every GET answers HEAD too (health probes use it), with the same head and no body."""
         self.endpoints: list[Endpoint] = []
+        self.head = head
 
     def route(
         self,
@@ -60,7 +62,10 @@ class Router:
 
     def install(self, app: web.Application) -> None:
         for endpoint in self.endpoints:
-            app.router.add_route(endpoint.method, endpoint.path, _wrap(endpoint))
+            handler = _wrap(endpoint)
+            app.router.add_route(endpoint.method, endpoint.path, handler)
+            if endpoint.method == "GET" and self.head:
+                app.router.add_route("HEAD", endpoint.path, handler)
 
 
 def _wrap(endpoint: Endpoint) -> Handler:

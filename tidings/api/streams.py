@@ -24,12 +24,12 @@ from tidings.errors import InvalidInput, NotFound, Unauthorized, Unavailable
 from tidings.messages import encode
 from tidings.subscribers import checked_id
 
-router = Router()
+router = Router(head=False)  # a stream never ends, so a HEAD would never be answered as done
 TAG = "streams"
 AUTH = {"token": "A subscriber token (`stk_...`) instead of an API key, for browsers (EventSource sets no headers)."}
 SINCE = "Replay the cached messages after this message id (`all`: the whole cache); without it, only new messages."
 ALL = "all"
-HEAD = b"retry: 2000\n"
+OPENING = b"retry: 2000\n"
 """How soon to reconnect, without the blank line that ends an event: every event a client sees is a message
 (several clients, httpx-sse among them, hand a block without data on as an event with empty data)."""
 
@@ -59,7 +59,7 @@ async def sse(request: web.Request) -> web.StreamResponse:
     async with _listening(request, subscriber_id, kind) as listener:
         missed = await _missed(state, subscriber_id, since)
         await response.prepare(request)
-        await response.write(HEAD + b"".join(_event(message).framed("sse") for message in missed))
+        await response.write(OPENING + b"".join(_event(message).framed("sse") for message in missed))
         listener.go_live({message.id for message in missed})
         await listener.done
     return response
