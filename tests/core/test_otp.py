@@ -71,6 +71,12 @@ def test_current_status(status, at, expected):
     assert otp.current_status(verification(status=status), at) is expected
 
 
+def test_a_verification_read_after_its_expiry_was_last_changed_when_it_expired():
+    settled = otp.settle(verification(), NOW + 5000)
+    assert settled.status is Status.EXPIRED and settled.updated_at == NOW + 600
+    assert otp.settle(settled, NOW + 9000) == settled
+
+
 def test_start_new_when_nothing_pending():
     assert isinstance(otp.decide_start(None, NOW), StartNew)
     assert isinstance(otp.decide_start(verification(status=Status.APPROVED), NOW), StartNew)

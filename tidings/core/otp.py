@@ -93,11 +93,11 @@ def current_status(verification: Verification, now: float) -> Status:
 
 
 def settle(verification: Verification, now: float) -> Verification:
-    """The verification with its status brought up to ``now``."""
+    """The verification with its status brought up to ``now``: expired, since its expiry, if it was pending."""
     status = current_status(verification, now)
     if status is verification.status:
         return verification
-    return replace(verification, status=status, updated_at=now)
+    return replace(verification, status=status, updated_at=verification.expires_at)
 
 
 def decide_start(existing: Verification | None, now: float, resend_cooldown: float = 0) -> StartNew | Resend | Refused:
