@@ -338,7 +338,7 @@ async def test_a_retry_while_another_node_holds_the_key_waits_then_answers_409(s
     started = time.monotonic()
     headers = {"Idempotency-Key": "k9", "Content-Type": "application/json"}
     answer = await api.post("/v1/verifications", data=body, headers=headers)
-    assert answer.status == 409 and answer.error == "idempotency_key_in_use"
+    assert answer.status == 409 and answer.error == "idempotency_key_in_use" and answer.headers["Retry-After"] == "1"
     assert time.monotonic() - started >= idempotency.WAIT_FOR_FIRST
 
 
