@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import fields, replace
 
 import redis.asyncio as redis
 
@@ -34,8 +34,13 @@ PROMOTE = 5000
 """Due jobs a lease moves from a lane's schedule into its streams at most."""
 
 
+_JOB_FIELDS = [field.name for field in fields(Job)]
+
+
 def job_data(job: Job) -> str:
-    return json.dumps(asdict(job))
+    """The job as JSON, read back by ``Job(**...)``. Its fields are taken as they are: ``dataclasses.asdict`` copies
+    them deeply first, which made this 3.5 times as slow, and every send enqueues one."""
+    return json.dumps({name: getattr(job, name) for name in _JOB_FIELDS})
 
 
 def queued_job(job: Job) -> dict[str, str]:
