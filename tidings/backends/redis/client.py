@@ -137,7 +137,8 @@ class Scripts:
 
     async def __call__(self, name: str, *args: Any) -> Any:
         """Run a script with ``args`` as ARGV; dicts and lists go as JSON."""
-        argv = [PREFIX, *(json.dumps(arg) if isinstance(arg, dict | list) else arg for arg in args)]
+        # A tuple, not `dict | list`, which would build a union object again for each of the forty-odd arguments.
+        argv = [PREFIX, *(json.dumps(arg) if isinstance(arg, (dict, list)) else arg for arg in args)]
         return await self._batch((name, argv))
 
     async def _execute(self, batch: list[tuple[str, list[Any]]], again: bool = True) -> list:
