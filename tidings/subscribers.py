@@ -35,6 +35,7 @@ class SubscriberInput:
     webpush: tuple[WebPushSubscription, ...] = ()
     topics: tuple[str, ...] = ()
     listed_addresses: tuple[ChannelType, ...] = ()
+    channel_order: tuple[ChannelType, ...] = ()
 
 
 def checked_id(id: str) -> str:
@@ -83,6 +84,7 @@ class Subscribers:
             webpush=given.webpush,
             topics=tuple(dict.fromkeys(given.topics)),
             listed_addresses=tuple(dict.fromkeys(given.listed_addresses)),
+            channel_order=given.channel_order,
         )
         stored, created = await self.store.put_subscriber(self._seal(subscriber))
         return self._unseal(stored), created

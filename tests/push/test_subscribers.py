@@ -117,3 +117,13 @@ async def test_subscribers_need_admin(serve):
     made = await api.post("/v1/keys", {"name": "app", "scopes": ["send", "read"]})
     answer = await api.call("PUT", "/v1/subscribers/u1", {}, key=made.body["key"])
     assert answer.status == 403
+
+
+async def test_channels_are_listed_back_in_the_order_they_were_given(serve):
+    api = await serve()
+    given = [{"type": "email"}, PUSH_CHANNEL, {"type": "webhook", "url": HOOK}]
+    put = await api.call("PUT", "/v1/subscribers/ada", {"email": "ada@example.com", "channels": given})
+    assert [c["type"] for c in put.body["channels"]] == ["email", "webpush", "webhook"]
+    assert put.body["channels"][2]["secret"].startswith("whsec_")
+    read = await api.get("/v1/subscribers/ada")
+    assert [c["type"] for c in read.body["channels"]] == ["email", "webpush", "webhook"]

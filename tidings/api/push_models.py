@@ -21,6 +21,8 @@ from tidings.core.push import (
     Message,
     MessageStatus,
     Subscriber,
+    WebhookEndpoint,
+    WebPushSubscription,
 )
 from tidings.core.types import rfc3339
 from tidings.errors import InvalidInput
@@ -123,14 +125,15 @@ class SubscriberOut(BaseModel):
 
     @classmethod
     def of(cls, s: Subscriber) -> SubscriberOut:
-        channels: list[WebhookChannelOut | WebPushChannelOut | AddressChannelOut] = [
-            WebhookChannelOut(url=hook.url, secret=hook.secret) for hook in s.webhooks
-        ]
-        channels += [WebPushChannelOut(endpoint=push.endpoint, keys={"p256dh": push.p256dh}) for push in s.webpush]
         addresses = {ChannelType.SMS: s.phone, ChannelType.EMAIL: s.email}
-        channels += [
-            AddressChannelOut(type=channel.value, to=addresses[channel] or "") for channel in s.listed_addresses
-        ]
+        channels: list[WebhookChannelOut | WebPushChannelOut | AddressChannelOut] = []
+        for channel in s.channels():
+            if isinstance(channel, WebhookEndpoint):
+                channels.append(WebhookChannelOut(url=channel.url, secret=channel.secret))
+            elif isinstance(channel, WebPushSubscription):
+                channels.append(WebPushChannelOut(endpoint=channel.endpoint, keys={"p256dh": channel.p256dh}))
+            else:
+                channels.append(AddressChannelOut(type=channel.value, to=addresses[channel] or ""))
         return cls(
             id=s.id,
             name=s.name,

@@ -50,6 +50,7 @@ async def put(request: web.Request, body: SubscriberIn) -> web.Response:
         ),
         topics=tuple(body.topics),
         listed_addresses=tuple(ChannelType(c.type) for c in body.channels if isinstance(c, AddressChannelIn)),
+        channel_order=tuple(ChannelType(c.type) for c in body.channels),
     )
     subscriber, created = await request.app[STATE].subscribers.put(request.match_info["id"], given)
     return json(SubscriberOut.of(subscriber), 201 if created else 200)

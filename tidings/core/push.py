@@ -6,6 +6,7 @@ dispatcher carries the deliveries out.
 
 from __future__ import annotations
 
+import collections
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -81,6 +82,20 @@ class Subscriber:
     listed_addresses: tuple[ChannelType, ...] = ()
     """``sms`` and ``email`` when the subscriber lists them among its channels: then a message that names no channels
     reaches them even where the server would not by default (see ``fan_out``)."""
+    channel_order: tuple[ChannelType, ...] = ()
+    """The types of its channels in the order they were given, so that they are listed back in that order."""
+
+    def channels(self) -> list[WebhookEndpoint | WebPushSubscription | ChannelType]:
+        """Its channels in the order they were given (a listed ``sms`` or ``email`` as its type); any the order does
+        not name (a record from before it was kept) after those."""
+        left: dict[ChannelType, collections.deque] = {
+            ChannelType.WEBHOOK: collections.deque(self.webhooks),
+            ChannelType.WEBPUSH: collections.deque(self.webpush),
+            ChannelType.SMS: collections.deque(c for c in self.listed_addresses if c is ChannelType.SMS),
+            ChannelType.EMAIL: collections.deque(c for c in self.listed_addresses if c is ChannelType.EMAIL),
+        }
+        ordered = [left[kind].popleft() for kind in self.channel_order if left.get(kind)]
+        return ordered + [channel for queue in left.values() for channel in queue]
 
     def targets(self) -> list[tuple[ChannelType, str]]:
         """Every place this subscriber can be reached, the live stream first."""
@@ -245,6 +260,7 @@ def subscriber_record(subscriber: Subscriber) -> dict[str, Any]:
         "webpush": [[push.endpoint, push.p256dh, push.auth] for push in subscriber.webpush],
         "topics": list(subscriber.topics),
         "listed_addresses": [channel.value for channel in subscriber.listed_addresses],
+        "channel_order": [channel.value for channel in subscriber.channel_order],
     }
 
 
@@ -263,6 +279,7 @@ def subscriber_from_record(id: str, created_at: float, updated_at: float, record
         listed_addresses=tuple(
             ChannelType(value) for value in record.get("listed_addresses", _reached_by_default_before(record))
         ),
+        channel_order=tuple(ChannelType(value) for value in record.get("channel_order", ())),
     )
 
 
