@@ -124,6 +124,6 @@ def _explain(exc: ValidationError, prefix: str = "") -> str:
     lines = []
     for error in exc.errors(include_url=False):
         where = prefix + ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")  # never the input: it would show secrets
+        message = error["msg"].removeprefix("Value error, ")  # the message alone: the input may hold secrets
         lines.append(f"{where}: {message}" if where else message)
     return "invalid configuration: " + "; ".join(lines)

@@ -50,7 +50,7 @@ class VerifySettings(Section):
 
     @field_validator("allowed_countries")
     @classmethod
-    def _upper(cls, value: list[str]) -> list[str]:
+    def _countries(cls, value: list[str]) -> list[str]:
         return [_country(country) for country in value]
 
     @field_validator("default_region")
