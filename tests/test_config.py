@@ -120,6 +120,7 @@ def test_environment_texts_stay_as_written_and_lists_may_be_comma_separated():
         ("[verify.test_numbers]\n'+123' = { code = '1234' }\n", {}, "verify.test_numbers"),
         ("", {"TIDINGS_VERIFY_ALLOWED_COUNTRIES": "CN,XYZ"}, "verify.allowed_countries"),
         ("default_region = 'China'\n", {}, "default_region"),
+        ("[limits.country_daily_budget]\nChina = 100\n", {}, "limits.country_daily_budget"),
         ("[providers.smtp]\ntimeout = 120\n", {}, "providers.smtp.timeout"),
     ],
 )

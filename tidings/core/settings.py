@@ -102,8 +102,8 @@ class LimitsSettings(Section):
 
     @field_validator("per_country_hour", "country_daily_budget")
     @classmethod
-    def _upper_keys(cls, value: dict[str, int]) -> dict[str, int]:
-        return {country.upper(): count for country, count in value.items()}
+    def _country_keys(cls, value: dict[str, int]) -> dict[str, int]:
+        return {_country(country): count for country, count in value.items()}
 
 
 class DispatchSettings(Section):
