@@ -43,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
     except BackendError as exc:
         print(f"tidings: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:  # the address is taken, or the host is not this machine's
-        print(f"tidings: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+    except OSError as exc:  # the address is taken, the host is not this machine's, a file cannot be made
+        print(f"tidings: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

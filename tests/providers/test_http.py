@@ -93,6 +93,7 @@ async def test_form_and_query(gateway, provider, method, where):
         (200, [202], Permanent),
         (400, None, Permanent),
         (401, None, Permanent),
+        (408, None, Transient),
         (429, None, Transient),
         (500, None, Transient),
         (503, None, Transient),

@@ -26,7 +26,7 @@ from tidings.core.breaker import Breaker, State
 from tidings.core.push import WebhookCall
 from tidings.core.ratelimit import Limit, gcra
 from tidings.core.types import Deferred, Delivered, Permanent, SendOutcome, Transient
-from tidings.providers.client import HttpClient, outcome_for_status
+from tidings.providers.client import WEBHOOK_RETRIES, HttpClient, outcome_for_status
 
 SECRET_PREFIX = "whsec_"
 BUSY_WAIT = 1.0
@@ -197,7 +197,7 @@ class Webhooks:
             return Delivered()
         if 300 <= answer.status < 400:
             return Permanent(f"http_{answer.status}", "redirects are not followed: register the final URL")
-        return outcome_for_status(answer)
+        return outcome_for_status(answer, retry=WEBHOOK_RETRIES)
 
     def _report(self, host: Breaker, endpoint: Breaker, outcome: SendOutcome | None) -> None:
         """Tell the breakers how the host and the endpoint did. Silence counts against the host, a server error

@@ -56,12 +56,19 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
     return max(0.0, when - (time.time() if now is None else now))
 
 
-def outcome_for_status(response: Response, error: str | None = None, message: str = "") -> Transient | Permanent:
-    """The usual reading of a failed HTTP answer, and the one API.md gives for webhooks: 429 and 5xx are worth
-    retrying, other 4xx are final."""
+PROVIDER_RETRIES = frozenset({408, 425, 429})
+"""Besides 5xx: a request that timed out, came too early, or came too often is worth sending again."""
+WEBHOOK_RETRIES = frozenset({429})
+"""Besides 5xx, as API.md says: a receiver's other 4xx answers are final."""
+
+
+def outcome_for_status(
+    response: Response, error: str | None = None, message: str = "", retry: frozenset[int] = PROVIDER_RETRIES
+) -> Transient | Permanent:
+    """The usual reading of a failed HTTP answer: 5xx and the ``retry`` statuses are worth retrying, others final."""
     code = error or f"http_{response.status}"
     text = message or response.text[:200]
-    if response.status == 429 or response.status >= 500:
+    if response.status in retry or response.status >= 500:
         return Transient(code, text, retry_after(response.headers))
     return Permanent(code, text)
 

@@ -6,6 +6,7 @@ SMTP says what a refusal means by its reply code: 4xx is temporary (greylisting,
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 from email.message import EmailMessage
 from typing import ClassVar
@@ -43,20 +44,22 @@ class Smtp(Provider):
             mail = compose(message, settings.from_)
         except ValueError as exc:  # a header with a line break, an address that cannot be encoded
             return Permanent("smtp_invalid_message", str(exc)[:200])
+        timeout = settings.timeout or self.http.timeout.total
         try:
-            await aiosmtplib.send(
-                mail,
-                hostname=settings.host,
-                port=settings.port,
-                username=settings.username,
-                password=secret(settings.password) or None,
-                use_tls=settings.use_tls,
-                start_tls=settings.start_tls,
-                timeout=settings.timeout or self.http.timeout.total,
-            )
+            async with asyncio.timeout(timeout):  # aiosmtplib's timeout is per command; this one is for the send
+                await aiosmtplib.send(
+                    mail,
+                    hostname=settings.host,
+                    port=settings.port,
+                    username=settings.username,
+                    password=secret(settings.password) or None,
+                    use_tls=settings.use_tls,
+                    start_tls=settings.start_tls,
+                    timeout=timeout,
+                )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return _by_code(min(error.code for error in exc.recipients), "recipient refused")
-        except aiosmtplib.SMTPTimeoutError:
+        except (aiosmtplib.SMTPTimeoutError, TimeoutError):
             return Transient("timeout", f"no answer from {settings.host} in time")
         except aiosmtplib.SMTPResponseException as exc:
             return _by_code(exc.code, exc.message)
