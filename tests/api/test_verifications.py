@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import sqlite3
 import time
 
@@ -340,6 +341,20 @@ async def test_a_retry_while_another_node_holds_the_key_waits_then_answers_409(s
     answer = await api.post("/v1/verifications", data=body, headers=headers)
     assert answer.status == 409 and answer.error == "idempotency_key_in_use" and answer.headers["Retry-After"] == "1"
     assert time.monotonic() - started >= idempotency.WAIT_FOR_FIRST
+
+
+async def test_an_answer_kept_before_answers_were_sealed_is_still_replayed(serve, tmp_path):
+    api = await serve()
+    body = b'{"to": "+8613800138000"}'
+    kept = b'{"id": "ver_kept", "status": "pending"}'
+    with sqlite3.connect(tmp_path / "tidings.db") as earlier:
+        earlier.execute(
+            "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
+            ("key_root:POST:/v1/verifications", "k8", hashlib.sha256(body).hexdigest(), 201, kept, time.time()),
+        )
+    headers = {"Idempotency-Key": "k8", "Content-Type": "application/json"}
+    answer = await api.post("/v1/verifications", data=body, headers=headers)
+    assert answer.status == 201 and answer.body == json.loads(kept) and answer.headers["Idempotent-Replayed"] == "true"
 
 
 async def test_idempotency_key_concurrent_retries_send_once(serve):

@@ -139,6 +139,7 @@ def test_locale_choice(wanted, chosen):
 def test_an_unknown_locale_falls_back_to_the_default_found_as_a_locale_is(wanted, chosen):
     texts = {"en": "", "zh-CN": "", "fr": ""}
     assert templates.pick_locale(wanted, texts, default="zh") == chosen
+    assert templates.pick_locale(None, {"zh-CN": "", "en": ""}, default="fr") == "en", "then English"
 
 
 @given(st.floats(min_value=0, max_value=2**32, allow_nan=False) | st.integers(0, 2**32).map(lambda s: s + 0.9999996))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
 import time
@@ -19,8 +20,10 @@ from collections.abc import Awaitable, Callable
 from weakref import WeakValueDictionary
 
 from aiohttp import web
+from cryptography.exceptions import InvalidTag
 
 from tidings.api.state import CALLER, STATE
+from tidings.core.sealing import Sealer
 from tidings.errors import Conflict, InvalidInput, Unprocessable
 from tidings.ports import IDEMPOTENCY_PENDING, Store
 
@@ -53,8 +56,9 @@ async def once(request: web.Request, key: str, run: Callable[[], Awaitable[web.S
                     code="idempotency_key_reused",
                 )
             if status != IDEMPOTENCY_PENDING:
-                answer = sealer.unseal(body, bound_to).encode()
-                response = web.Response(status=status, body=answer, content_type="application/json")
+                response = web.Response(
+                    status=status, body=_opened(sealer, body, bound_to), content_type="application/json"
+                )
                 response.headers["Idempotent-Replayed"] = "true"
                 return response
             if time.monotonic() > deadline:
@@ -75,6 +79,22 @@ async def once(request: web.Request, key: str, run: Callable[[], Awaitable[web.S
         finally:
             if not kept:
                 await _release(store, scope, key)
+
+
+def _opened(sealer: Sealer, body: bytes, bound_to: str) -> bytes:
+    """The kept answer. One kept in plain JSON, before answers were sealed, is replayed as it is (records last a
+    day); one that cannot be opened at all (the secret changed) is not an answer to give, and says so."""
+    try:
+        return sealer.unseal(body, bound_to).encode()
+    except (InvalidTag, ValueError):
+        try:
+            json.loads(body)
+        except ValueError:
+            raise Conflict(
+                "the answer kept for this Idempotency-Key cannot be read; use a new key",
+                code="idempotency_key_unreadable",
+            ) from None
+        return body
 
 
 async def _release(store: Store, scope: str, key: str) -> None:

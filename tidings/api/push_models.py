@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from yarl import URL
 
 from tidings.api.models import Body
@@ -27,7 +27,8 @@ from tidings.core.push import (
 from tidings.core.types import rfc3339
 from tidings.errors import InvalidInput
 
-Id = Annotated[str, Field(pattern=NAME.pattern)]
+Id = Annotated[str, StringConstraints(strip_whitespace=True, pattern=NAME.pattern)]
+"""Stripped here too, for the models that leave other text as it was sent (a message's title and body)."""
 Url = Annotated[str, Field(min_length=8, max_length=2048)]
 
 

@@ -47,8 +47,8 @@ def validate(template: str) -> str:
 
 def pick_locale(requested: str | None, available: dict[str, str], default: str = "en") -> str:
     """Exact locale, then its language (``zh-HK`` -> ``zh-CN`` if that is all there is); then the default, found
-    the same way; then whatever there is."""
-    for wanted in (requested, default):
+    the same way; then English; then whatever there is."""
+    for wanted in (requested, default, "en"):
         found = _closest(wanted, available)
         if found is not None:
             return found
