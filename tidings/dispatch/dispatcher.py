@@ -29,6 +29,11 @@ from tidings.ports import Ack, Attempt, BatchSender, Drop, Queue, Reschedule, Se
 log = logging.getLogger("tidings.dispatch")
 
 
+OUTCOMES_GRACE = 5.0
+"""Seconds a stop gives the last outcomes at least, whatever ``shutdown_grace`` gives the sends: a store that
+answers writes them in milliseconds, and an outcome not written means a send made again."""
+
+
 class JobKind(Protocol):
     async def prepare(self, jobs: list[Job], now: float) -> list[object | Drop]:
         """What to hand to the lane's sender for each job, or why it is not to be sent."""
@@ -116,7 +121,7 @@ class Dispatcher:
                     "cannot give back %d jobs (%s); they come back once their lease runs out", len(unfinished), exc
                 )
         try:  # a store that does not answer must not hold the stop for ever: the leases cover what is not written
-            async with asyncio.timeout(self.settings.shutdown_grace):
+            async with asyncio.timeout(max(self.settings.shutdown_grace, OUTCOMES_GRACE)):
                 await self.settler.flush()
         except TimeoutError:
             log.error(

@@ -43,13 +43,14 @@ class Settler:
         delay = 0.1
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            self._writing = len(batch)
+            self._writing = len(batch)  # still counted if the wait is cancelled: the write may not finish
             try:
                 await asyncio.shield(self.queue.settle(batch, time.time()))
             except Exception as exc:
+                self._writing = 0
                 log.error("cannot record %d outcomes (%s); retrying in %.1f s", len(batch), exc, delay)
                 self._pending[:0] = batch
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-            finally:
+            else:
                 self._writing = 0
