@@ -76,7 +76,7 @@ class SubscriberIn(Body):
                 address = self.phone if channel.type == "sms" else self.email
                 if address is None:
                     field = "phone" if channel.type == "sms" else "email"
-                    raise InvalidInput(f"a {channel.type} channel needs `{field}`", field=field)
+                    raise InvalidInput(f"the {channel.type} channel needs `{field}`", field=field)
                 place, field = channel.type, f"channels[{n}]"
             elif isinstance(channel, WebhookChannelIn):
                 place, field = _normalised(channel.url), f"channels[{n}].url"
