@@ -34,7 +34,6 @@ class SubscriberInput:
     webhooks: tuple[WebhookInput, ...] = ()
     webpush: tuple[WebPushSubscription, ...] = ()
     topics: tuple[str, ...] = ()
-    listed_addresses: tuple[ChannelType, ...] = ()
     channel_order: tuple[ChannelType, ...] = ()
 
 
@@ -83,7 +82,6 @@ class Subscribers:
             webhooks=tuple(webhooks),
             webpush=given.webpush,
             topics=tuple(dict.fromkeys(given.topics)),
-            listed_addresses=tuple(dict.fromkeys(given.listed_addresses)),
             channel_order=given.channel_order,
         )
         stored, created = await self.store.put_subscriber(self._seal(subscriber))

@@ -186,7 +186,7 @@ async def test_keys_and_idempotency_records(backend):
 
 def subscriber(id: str, topics: tuple[str, ...] = ("news",)) -> Subscriber:
     return Subscriber(
-        id, time.time(), time.time(), phone="+8613800138000", topics=topics, listed_addresses=(ChannelType.SMS,)
+        id, time.time(), time.time(), phone="+8613800138000", topics=topics, channel_order=(ChannelType.SMS,)
     )
 
 

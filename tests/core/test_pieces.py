@@ -12,6 +12,12 @@ from hypothesis import strategies as st
 
 from tidings.core import abuse, templates
 from tidings.core.address import InvalidAddress, _already_e164, number_range, parse_email, parse_phone
+from tidings.core.push import (
+    WebhookEndpoint,
+    WebPushSubscription,
+    subscriber_from_record,
+    subscriber_record,
+)
 from tidings.core.sealing import Sealer
 from tidings.core.settings import LimitsSettings
 from tidings.core.types import rfc3339
@@ -146,3 +152,22 @@ def test_an_unknown_locale_falls_back_to_the_default_found_as_a_locale_is(wanted
 def test_rfc3339_agrees_with_datetime(timestamp):
     expected = dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
     assert rfc3339(timestamp) == expected.replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize(
+    ("written", "order"),
+    [
+        ({}, ["webhook", "webpush", "sms", "email"]),  # before listed addresses were kept: reached by default
+        ({"listed_addresses": ["email"]}, ["webhook", "webpush", "email"]),  # before the order was kept
+        ({"channel_order": ["email", "webpush", "webhook"]}, ["email", "webpush", "webhook"]),
+    ],
+)
+def test_a_subscriber_record_of_any_age_reads_back_with_its_channels_in_order(written, order):
+    record = {
+        "name": None, "locale": None, "phone": "+8613800138000", "email": "a@example.com", "topics": [],
+        "webhooks": [["https://h.example/x", "whsec_a"]], "webpush": [["https://p.example/y", "k", "a"]],
+    }  # fmt: skip
+    subscriber = subscriber_from_record("ada", 0.0, 0.0, {**record, **written})
+    kinds = {WebhookEndpoint: "webhook", WebPushSubscription: "webpush"}
+    assert [kinds.get(type(c)) or c for c in subscriber.channels()] == order
+    assert subscriber_from_record("ada", 0.0, 0.0, subscriber_record(subscriber)) == subscriber

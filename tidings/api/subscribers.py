@@ -7,7 +7,6 @@ import time
 from aiohttp import web
 
 from tidings.api.push_models import (
-    AddressChannelIn,
     NewToken,
     SubscriberIn,
     SubscriberOut,
@@ -49,7 +48,6 @@ async def put(request: web.Request, body: SubscriberIn) -> web.Response:
             if isinstance(c, WebPushChannelIn)
         ),
         topics=tuple(body.topics),
-        listed_addresses=tuple(ChannelType(c.type) for c in body.channels if isinstance(c, AddressChannelIn)),
         channel_order=tuple(ChannelType(c.type) for c in body.channels),
     )
     subscriber, created = await request.app[STATE].subscribers.put(request.match_info["id"], given)

@@ -6,7 +6,6 @@ dispatcher carries the deliveries out.
 
 from __future__ import annotations
 
-import collections
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,6 +32,9 @@ class ChannelType(StrEnum):
     WEBPUSH = "webpush"
     SMS = "sms"
     EMAIL = "email"
+
+
+ADDRESS_CHANNELS = frozenset({ChannelType.SMS, ChannelType.EMAIL})
 
 
 class DeliveryStatus(StrEnum):
@@ -79,23 +81,26 @@ class Subscriber:
     webhooks: tuple[WebhookEndpoint, ...] = ()
     webpush: tuple[WebPushSubscription, ...] = ()
     topics: tuple[str, ...] = ()
-    listed_addresses: tuple[ChannelType, ...] = ()
-    """``sms`` and ``email`` when the subscriber lists them among its channels: then a message that names no channels
-    reaches them even where the server would not by default (see ``fan_out``)."""
     channel_order: tuple[ChannelType, ...] = ()
-    """The types of its channels in the order they were given, so that they are listed back in that order."""
+    """The types of the channels it was given, in that order, so that they are listed back in that order."""
+
+    @property
+    def listed_addresses(self) -> frozenset[ChannelType]:
+        """``sms`` and ``email`` when the subscriber lists them among its channels: then a message that names no
+        channels reaches them even where the server would not by default (see ``fan_out``)."""
+        return ADDRESS_CHANNELS.intersection(self.channel_order)
 
     def channels(self) -> list[WebhookEndpoint | WebPushSubscription | ChannelType]:
-        """Its channels in the order they were given (a listed ``sms`` or ``email`` as its type); any the order does
-        not name (a record from before it was kept) after those."""
-        left: dict[ChannelType, collections.deque] = {
-            ChannelType.WEBHOOK: collections.deque(self.webhooks),
-            ChannelType.WEBPUSH: collections.deque(self.webpush),
-            ChannelType.SMS: collections.deque(c for c in self.listed_addresses if c is ChannelType.SMS),
-            ChannelType.EMAIL: collections.deque(c for c in self.listed_addresses if c is ChannelType.EMAIL),
-        }
-        ordered = [left[kind].popleft() for kind in self.channel_order if left.get(kind)]
-        return ordered + [channel for queue in left.values() for channel in queue]
+        """Its channels in the order they were given (a listed ``sms`` or ``email`` as its type). A Web Push
+        subscription that is gone leaves its place empty; one the order does not name comes after the others."""
+        left = {ChannelType.WEBHOOK: iter(self.webhooks), ChannelType.WEBPUSH: iter(self.webpush)}
+        ordered: list[WebhookEndpoint | WebPushSubscription | ChannelType] = []
+        for kind in self.channel_order:
+            if kind not in left:
+                ordered.append(kind)
+            elif (channel := next(left[kind], None)) is not None:
+                ordered.append(channel)
+        return ordered + [channel for rest in left.values() for channel in rest]
 
     def targets(self) -> list[tuple[ChannelType, str]]:
         """Every place this subscriber can be reached, the live stream first."""
@@ -259,7 +264,6 @@ def subscriber_record(subscriber: Subscriber) -> dict[str, Any]:
         "webhooks": [[hook.url, hook.secret] for hook in subscriber.webhooks],
         "webpush": [[push.endpoint, push.p256dh, push.auth] for push in subscriber.webpush],
         "topics": list(subscriber.topics),
-        "listed_addresses": [channel.value for channel in subscriber.listed_addresses],
         "channel_order": [channel.value for channel in subscriber.channel_order],
     }
 
@@ -276,16 +280,19 @@ def subscriber_from_record(id: str, created_at: float, updated_at: float, record
         webhooks=tuple(WebhookEndpoint(*hook) for hook in record["webhooks"]),
         webpush=tuple(WebPushSubscription(*push) for push in record["webpush"]),
         topics=tuple(record["topics"]),
-        listed_addresses=tuple(
-            ChannelType(value) for value in record.get("listed_addresses", _reached_by_default_before(record))
-        ),
-        channel_order=tuple(ChannelType(value) for value in record.get("channel_order", ())),
+        channel_order=tuple(ChannelType(value) for value in _order(record)),
     )
 
 
-def _reached_by_default_before(record: dict[str, Any]) -> list[str]:
-    """A record written before ``listed_addresses`` existed: its phone and email were reached by default."""
-    return [channel for channel, field in (("sms", "phone"), ("email", "email")) if record.get(field)]
+def _order(record: dict[str, Any]) -> list[str]:
+    """The record's channel order. One written before the order was kept has its channels grouped by type, then its
+    listed addresses (or, before those were kept, its phone and email, which were then reached by default)."""
+    if "channel_order" in record:
+        return record["channel_order"]
+    listed = record.get("listed_addresses")
+    if listed is None:
+        listed = [channel for channel, field in (("sms", "phone"), ("email", "email")) if record.get(field)]
+    return ["webhook"] * len(record["webhooks"]) + ["webpush"] * len(record["webpush"]) + listed
 
 
 def message_record(message: Message) -> dict[str, Any]:
