@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tidings.core import templates
 from tidings.core.address import InvalidAddress, parse_phone
@@ -16,10 +17,13 @@ from tidings.core.otp import MAX_CODE_LENGTH, MIN_CODE_LENGTH
 
 
 def _country(code: str) -> str:
-    """An ISO 3166 alpha-2 code, as ``phonenumbers`` names regions (``CN``, ``US``)."""
     if len(code) != 2 or not code.isascii() or not code.isalpha():
         raise ValueError(f"{code!r} is not a two-letter country code (ISO 3166 alpha-2, e.g. CN)")
     return code.upper()
+
+
+Country = Annotated[str, AfterValidator(_country)]
+"""An ISO 3166 alpha-2 code, as ``phonenumbers`` names regions (``CN``, ``US``); any case, kept upper."""
 
 
 class Section(BaseModel):
@@ -38,25 +42,15 @@ class VerifySettings(Section):
     max_checks: int = Field(5, ge=1, le=100)
     max_sends: int = Field(5, ge=1, le=100)
     resend_cooldown: float = Field(30, ge=0)
-    allowed_countries: list[str] = []
+    allowed_countries: list[Country] = []
     test_numbers: dict[str, TestNumber] = {}
     sms_providers: list[str] = ["console"]
     email_providers: list[str] = ["smtp"]
-    default_region: str | None = None
+    default_region: Country | None = None
     default_locale: str = "en"
     app_name: str = "tidings"
     templates: dict[str, dict[str, str]] = {}
     """Extra or replacement templates: ``{name: {locale: text}}``; ``verification`` is the default one."""
-
-    @field_validator("allowed_countries")
-    @classmethod
-    def _countries(cls, value: list[str]) -> list[str]:
-        return [_country(country) for country in value]
-
-    @field_validator("default_region")
-    @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        return None if value is None else _country(value)
 
     @field_validator("test_numbers")
     @classmethod
@@ -95,15 +89,10 @@ class LimitsSettings(Section):
     """How many trailing digits are dropped to form a number range."""
     per_range_hour: int = Field(0, ge=0)
     """Off by default: one app's traffic is unlike another's (see docs/configuration.md)."""
-    per_country_hour: dict[str, int] = {}
+    per_country_hour: dict[Country, int] = {}
     daily_budget: int = Field(0, ge=0)
     """Sends per day across all countries."""
-    country_daily_budget: dict[str, int] = {}
-
-    @field_validator("per_country_hour", "country_daily_budget")
-    @classmethod
-    def _country_keys(cls, value: dict[str, int]) -> dict[str, int]:
-        return {_country(country): count for country, count in value.items()}
+    country_daily_budget: dict[Country, int] = {}
 
 
 class DispatchSettings(Section):
@@ -189,7 +178,7 @@ class Settings(Section):
     """Room for a message to 10,000 recipients with ids of 128 characters (1.3 MB)."""
     trusted_proxies: list[str] = []
     """Peers (addresses or CIDR networks) whose ``X-Forwarded-For`` is believed."""
-    default_region: str | None = None
+    default_region: Country | None = None
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -200,11 +189,6 @@ class Settings(Section):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
         return value
-
-    @field_validator("default_region")
-    @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        return None if value is None else _country(value)
 
     verify: VerifySettings = VerifySettings()
     limits: LimitsSettings = LimitsSettings()
