@@ -30,6 +30,8 @@ class TidingsError(Exception):
         if code is not None:
             self.code = code
         self.details = details
+        self.retry_after: float | None = details.get("retry_after")
+        """When to try again, if the error says (429 and 503 always do; a 409 may): sent as ``Retry-After`` too."""
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, **self.details}}
@@ -82,8 +84,7 @@ class Unprocessable(TidingsError):
 
 class _WithRetryAfter(TidingsError):
     def __init__(self, message: str, *, retry_after: float, code: str | None = None, **details: Any):
-        self.retry_after = max(1, math.ceil(retry_after))
-        super().__init__(message, code=code, retry_after=self.retry_after, **details)
+        super().__init__(message, code=code, retry_after=max(1, math.ceil(retry_after)), **details)
 
 
 class RateLimited(_WithRetryAfter):

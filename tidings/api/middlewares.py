@@ -33,9 +33,8 @@ _HTTP_CODES = {
 
 def error_response(error: TidingsError) -> web.Response:
     response = web.json_response(error.body(), status=error.status)
-    retry_after = getattr(error, "retry_after", None) or error.details.get("retry_after")  # a 409 may say it too
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 
