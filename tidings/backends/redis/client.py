@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.connection import HiredisRespSerializer
 from redis.exceptions import (
     BusyLoadingError,
     ConnectionError,
@@ -47,6 +48,17 @@ CONNECTIONS = 64
 """Connections per process; a request waits for a free one (up to the socket timeout) rather than failing."""
 
 
+class _PackedInC:
+    """redis-py's asyncio connection packs a command in Python, joining its whole buffer again for each argument:
+    80 µs for a script call of forty arguments here, a tenth of a verification's cost to the API. Its sync client
+    packs with hiredis, already a dependency, in 22 µs; this gives the asyncio connection that packer."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return self._packer.pack(*args)
+
+
 def connect(url: str) -> redis.Redis:
     """Timeouts keep a request from hanging on a Redis that stopped answering: it gets 503 instead.
 
@@ -59,6 +71,8 @@ def connect(url: str) -> redis.Redis:
         url, max_connections=CONNECTIONS, timeout=5, socket_timeout=5, socket_connect_timeout=2,
         health_check_interval=1, retry=Retry(NoBackoff(), 1, (ConnectionError,)), retry_on_error=[ConnectionError],
     )  # fmt: skip
+    connection = pool.connection_class  # TCP, TLS or a Unix socket, as the URL says
+    pool.connection_class = type(connection.__name__, (_PackedInC, connection), {})
     return redis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
 
 
