@@ -223,3 +223,19 @@ async def test_a_retry_on_the_other_node_while_the_first_is_under_way_gets_its_a
         finally:
             for session in sessions:
                 await session.close()
+
+
+async def test_a_node_that_cannot_listen_stops_instead_of_hanging(tmp_path, redis_url, sms):
+    """Its port taken, a node has already connected to Redis and started listening to it: all that must stop, and
+    the process exit, so that a supervisor sees the failure."""
+    async with Cluster(tmp_path, redis_url, sms[0]) as cluster:
+        taken = cluster.apis[0].port
+        for attempt in range(3):
+            late = Server(tmp_path, sms[0], port=taken, database=redis_url, name=f"late-{attempt}", extra=EXTRA)
+            process = late.spawn()
+            try:
+                assert await asyncio.to_thread(process.wait, 15) == 1
+            finally:
+                if process.poll() is None:
+                    process.kill()
+            assert "address already in use" in late.log.read_text()

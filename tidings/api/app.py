@@ -36,6 +36,7 @@ from tidings.ports import Relay
 from tidings.providers.client import HttpClient
 from tidings.providers.registry import PROVIDERS
 from tidings.subscribers import Subscribers
+from tidings.tasks import stop
 from tidings.verification import Verifications
 
 log = logging.getLogger("tidings")
@@ -126,8 +127,7 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
             yield
         finally:
             log.info("stopping: finishing or giving back the sends in flight")
-            for task in background:
-                task.cancel()
+            await stop(background)  # before the backend closes the connections they use
             if running is not None:
                 await dispatcher.stop()
                 await running

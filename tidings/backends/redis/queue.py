@@ -24,6 +24,7 @@ from tidings.core.types import PRIORITIES, Job
 from tidings.errors import StoreError
 from tidings.nodes import node_id
 from tidings.ports import Ack, Attempt, Drop, Reschedule, Settlement
+from tidings.tasks import stop
 
 log = logging.getLogger("tidings.redis")
 
@@ -69,10 +70,7 @@ class RedisQueue:
         self._tasks.add(asyncio.create_task(self._count_forever(), name="redis-depth"))
 
     async def close(self) -> None:
-        for task in [*self._tasks, *([self._listening] if self._listening else [])]:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop([*self._tasks, *([self._listening] if self._listening else [])])
 
     async def _count_forever(self) -> None:
         while True:
