@@ -15,8 +15,8 @@ from tidings.core.otp import CheckResult, Refused
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
 from tidings.core.types import PRIORITY_VERIFICATION, Channel, Job, OutboundMessage, Verification
-from tidings.errors import Conflict, InvalidInput, NotFound, RateLimited, Unprocessable
-from tidings.ports import Drop, Lookup, Started, StartRequest, Store
+from tidings.errors import Conflict, InvalidInput, NotFound, RateLimited, Unavailable, Unprocessable
+from tidings.ports import Drop, Lookup, Queue, Started, StartRequest, Store
 
 log = logging.getLogger("tidings.verify")
 
@@ -39,10 +39,11 @@ class Address:
 
 
 class Verifications:
-    def __init__(self, settings: Settings, store: Store, sealer: Sealer) -> None:
+    def __init__(self, settings: Settings, store: Store, queue: Queue, sealer: Sealer) -> None:
         self.settings = settings
         self.verify = settings.verify
         self.store = store
+        self.queue = queue
         self.sealer = sealer
         self.templates = settings.verify.all_templates()
         self.test_numbers = {
@@ -138,6 +139,8 @@ class Verifications:
                 payload={"chain": chain},
             )
         )
+        if job is not None and self.queue.queued >= self.settings.dispatch.max_queue:
+            raise Unavailable("the send queue is full; try again shortly", code="queue_full", retry_after=5)
         result = await self.store.start_verification(
             StartRequest(address.to, request.channel, fresh, limits, job, self.verify.resend_cooldown), now
         )

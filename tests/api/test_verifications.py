@@ -13,6 +13,7 @@ import sqlite3
 import time
 
 import pytest
+from aiohttp import web
 
 from tests.conftest import ROOT_KEY
 from tidings.api import idempotency
@@ -408,3 +409,29 @@ async def test_channel_without_providers(serve):
     api = await serve({"verify": {"email_providers": []}})
     answer = await api.post("/v1/verifications", {"to": "ada@example.com", "channel": "email"})
     assert answer.status == 422 and answer.error == "channel_not_configured"
+
+
+async def test_a_full_queue_refuses_sends_but_not_what_sends_nothing_or_is_refused_anyway(serve, run_app):
+    held = asyncio.Event()
+
+    async def slow_provider(request: web.Request) -> web.Response:
+        await held.wait()
+        return web.json_response({"code": 0})
+
+    provider = web.Application()
+    provider.router.add_post("/v2/sms/single_send.json", slow_provider)
+    config = {
+        **TEST_CONFIG,
+        "verify": {**TEST_CONFIG["verify"], "sms_providers": ["yunpian"], "allowed_countries": ["CN", "US"]},
+        "providers": {"yunpian": {"base_url": await run_app(provider), "apikey": "k", "batch_size": 1}},
+        "dispatch": {"max_queue": 2},
+    }
+    api = await serve(config)
+    for number in ("+8613800138001", "+8613800138002"):
+        assert (await api.post("/v1/verifications", {"to": number})).status == 201
+    full = await api.post("/v1/verifications", {"to": "+8613800138003"})
+    assert full.status == 503 and full.error == "queue_full" and full.headers["Retry-After"] == "5"
+    assert (await api.post("/v1/verifications", {"to": TEST_NUMBER})).status == 201  # sends nothing
+    outside = await api.post("/v1/verifications", {"to": "+447700900123"})
+    assert outside.status == 422 and outside.error == "country_not_allowed"
+    held.set()

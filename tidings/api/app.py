@@ -70,7 +70,7 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
     async with open_backend(settings.database, settings.secret_key, settings.streams) as backend:
         metrics = Metrics()
         sealer = Sealer(backend.secret)
-        verifications = Verifications(settings, backend.store, sealer)
+        verifications = Verifications(settings, backend.store, backend.queue, sealer)
         keyring = Keyring(backend.store, settings.api_key)
         root_key = await keyring.ensure_root()
         if root_key is not None:

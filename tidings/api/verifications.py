@@ -8,7 +8,6 @@ from tidings.api.client_ip import client_ip
 from tidings.api.models import CheckOut, CheckVerification, StartVerification, VerificationOut
 from tidings.api.routing import Router, json
 from tidings.api.state import STATE
-from tidings.errors import Unavailable
 from tidings.ports import Lookup
 from tidings.verification import StartInput
 
@@ -28,8 +27,6 @@ TAG = "verifications"
 )
 async def start(request: web.Request, body: StartVerification) -> web.Response:
     state = request.app[STATE]
-    if state.queue.queued >= state.settings.dispatch.max_queue:
-        raise Unavailable("the send queue is full; try again shortly", code="queue_full", retry_after=5)
     ip = client_ip(request.remote, request.headers.get("X-Forwarded-For"), state.proxies)
     started = await state.verifications.start(
         StartInput(body.to, body.channel, body.locale, body.code_length, body.template, body.app_name, ip)
