@@ -67,7 +67,7 @@ def test_bad_phone_numbers(raw, region):
 
 
 def test_emails():
-    assert parse_email(" Ada@Example.COM ") == "Ada@example.com"
+    assert parse_email(" Ada@Example.COM ") == "ada@example.com"
     for bad in ("", "ada", "ada@", "@example.com", "a b@example.com"):
         with pytest.raises(InvalidAddress):
             parse_email(bad)

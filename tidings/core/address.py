@@ -83,9 +83,13 @@ def _already_e164(text: str) -> phonenumbers.PhoneNumber | None:
 
 
 def parse_email(raw: str) -> str:
-    """A syntactically valid address with its domain normalised; deliverability is the mail server's business."""
+    """A syntactically valid address, normalised and in lower case; deliverability is the mail server's business.
+
+    RFC 5321 lets a mail server tell ``Ada@`` from ``ada@``, but none in common use does, and an address kept as
+    typed let one person hold two verifications, fail a check typed in another case, and go round the
+    per-address limits by changing case."""
     try:
-        return validate_email(raw.strip(), check_deliverability=False).normalized
+        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise InvalidAddress(str(exc)) from None
 
