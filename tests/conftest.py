@@ -71,6 +71,10 @@ class Answer:
     def error(self) -> str | None:
         return self.body["error"]["code"] if isinstance(self.body, dict) and "error" in self.body else None
 
+    @property
+    def message(self) -> str | None:
+        return self.body["error"]["message"] if isinstance(self.body, dict) and "error" in self.body else None
+
 
 class Api:
     """A caller of tidings' HTTP API, as a user's script would be."""

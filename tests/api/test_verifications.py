@@ -393,7 +393,9 @@ async def test_healthz_readyz_openapi_docs(serve):
 async def test_metrics(serve):
     api = await serve(TEST_CONFIG)
     await api.post("/v1/verifications", {"to": TEST_NUMBER})
-    text = (await api.get("/metrics", key=None)).body
+    metrics = await api.get("/metrics", key=None)
+    assert metrics.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    text = metrics.body
     assert 'tidings_http_requests_total{method="POST",route="/v1/verifications",status="201"} 1.0' in text
     assert "tidings_send_duration_seconds" in text
     assert "tidings_queue_depth" in text
@@ -435,3 +437,22 @@ async def test_a_full_queue_refuses_sends_but_not_what_sends_nothing_or_is_refus
     outside = await api.post("/v1/verifications", {"to": "+447700900123"})
     assert outside.status == 422 and outside.error == "country_not_allowed"
     held.set()
+
+
+async def test_a_retry_that_writes_the_same_json_differently_is_the_same_request(serve):
+    api = await serve(TEST_CONFIG)
+    headers = {"Idempotency-Key": "spaced", "Content-Type": "application/json"}
+    first = await api.post("/v1/verifications", data=b'{"to": "+8613800138000", "locale": "en"}', headers=headers)
+    again = await api.post("/v1/verifications", data=b'{"locale":"en","to":"+8613800138000"}', headers=headers)
+    assert first.status == again.status == 201 and again.headers["Idempotent-Replayed"] == "true"
+    other = await api.post("/v1/verifications", data=b'{"to": "+8613800138000"}', headers=headers)
+    assert other.status == 422 and other.error == "idempotency_key_reused"
+
+
+async def test_an_unknown_path_or_method_is_answered_in_words(serve):
+    api = await serve()
+    missing = await api.get("/v1/verificatons/ver_1")
+    assert missing.status == 404 and missing.error == "not_found" and "/openapi.json" in missing.message
+    wrong = await api.call("DELETE", "/v1/verifications")
+    assert wrong.status == 405 and wrong.message == "DELETE is not allowed on /v1/verifications; use POST"
+    assert wrong.headers["Allow"] == "POST"

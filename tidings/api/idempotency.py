@@ -35,6 +35,18 @@ WAIT_FOR_FIRST = 10.0
 POLL_EVERY = 0.05
 
 
+def _fingerprints(body: bytes) -> tuple[str, str]:
+    """The request's fingerprint, of its JSON in one canonical form, so that the same JSON is the same request
+    however a retrying client spaces it or orders its keys; then the fingerprint of its bytes as they came, which
+    records kept before fingerprints were canonical hold."""
+    raw = hashlib.sha256(body).hexdigest()
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:  # not JSON (or not UTF-8): the request is refused later, or compared as it came
+        return raw, raw
+    return hashlib.sha256(canonical).hexdigest(), raw
+
+
 async def once(request: web.Request, key: str, run: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     if not _KEY.match(key):
         raise InvalidInput("Idempotency-Key must be 1-255 printable ASCII characters", field="Idempotency-Key")
@@ -42,7 +54,7 @@ async def once(request: web.Request, key: str, run: Callable[[], Awaitable[web.S
     store, sealer = state.store, state.sealer
     scope = f"{request[CALLER].id}:{request.method}:{request.path}"
     bound_to = f"{scope}\n{key}"
-    fingerprint = hashlib.sha256(await request.read()).hexdigest()
+    fingerprint, as_it_came = _fingerprints(await request.read())
     lock = _locks.get((scope, key))
     if lock is None:
         lock = _locks[(scope, key)] = asyncio.Lock()
@@ -50,7 +62,7 @@ async def once(request: web.Request, key: str, run: Callable[[], Awaitable[web.S
         deadline = time.monotonic() + WAIT_FOR_FIRST
         while (first := await store.idempotent_claim(scope, key, fingerprint, time.time())) is not None:
             stored_fingerprint, status, body = first
-            if stored_fingerprint != fingerprint:
+            if stored_fingerprint not in (fingerprint, as_it_came):
                 raise Unprocessable(
                     "this Idempotency-Key was used with a different body; use a new key for a new request",
                     code="idempotency_key_reused",

@@ -76,7 +76,7 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, f"http_{exc.status}")
-        error = TidingsError(exc.reason or code, code=code)
+        error = TidingsError(_message(request, exc), code=code)
         error.status = exc.status
         response = error_response(error)
         if exc.status == 405:
@@ -86,6 +86,17 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = error_response(TidingsError("something went wrong on our side; it has been logged"))
     _count(request, response.status, time.perf_counter() - started)
     return response
+
+
+def _message(request: web.Request, exc: web.HTTPException) -> str:
+    """What aiohttp refused, in words a caller can act on rather than its bare reason phrase."""
+    path = request.path[:200]
+    if exc.status == 404 and request.match_info.http_exception is exc:
+        return f"there is no endpoint {path}; every endpoint is listed at /openapi.json"
+    if exc.status == 405:
+        return f"{request.method} is not allowed on {path}; use {exc.headers.get('Allow', '')}"
+    default = f"{exc.status}: {exc.reason}"
+    return exc.text.strip() if exc.text and exc.text != default else exc.reason or f"HTTP {exc.status}"
 
 
 def _count(request: web.Request, status: int, elapsed: float) -> None:

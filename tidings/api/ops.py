@@ -8,7 +8,8 @@ import time
 from importlib import resources
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
 from tidings.api.models import Cluster, Health, NodeOut
@@ -84,7 +85,7 @@ async def metrics(request: web.Request) -> web.Response:
     except (StoreError, TimeoutError) as exc:
         log.warning("metrics without a fresh queue depth: %s", exc or "the store took too long")
     response = web.Response(body=generate_latest(state.metrics.registry))
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    response.headers["Content-Type"] = CONTENT_TYPE_PLAIN_0_0_4  # the text format every scraper reads
     return response
 
 
