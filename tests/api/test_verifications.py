@@ -381,9 +381,16 @@ async def test_healthz_readyz_openapi_docs(serve):
         "/healthz",
         "/readyz",
         "/metrics",
+        "/v1/subscribers/{subscriber_id}",  # the paths as API.md writes them
+        "/v1/subscribers/{id}/stream",
+        "/v1/subscribers/{id}/tokens",
+        "/v1/messages",
     ):
         assert path in document["paths"], path
     assert "StartVerification" in document["components"]["schemas"]
+    put = document["paths"]["/v1/subscribers/{subscriber_id}"]["put"]
+    assert "Idempotency-Key" in [parameter["name"] for parameter in put["parameters"]]
+    assert {"409", "422", "503"} <= set(put["responses"])
     page = await api.get("/docs", key=None)
     assert page.status == 200 and "/docs/static/swagger-ui-bundle.js" in page.body
     script = await api.get("/docs/static/swagger-ui-bundle.js", key=None)

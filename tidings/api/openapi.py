@@ -73,7 +73,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
         for name, text in endpoint.query.items()
     ]
-    if endpoint.method == "POST" and endpoint.scope is not None:
+    if _idempotent(endpoint):
         parameters.append(
             {
                 "name": "Idempotency-Key",
@@ -104,9 +104,14 @@ def _errors(endpoint: Endpoint) -> set[int]:
     """The endpoint's own errors, and those every endpoint of its kind can give."""
     errors = set(endpoint.errors)
     if endpoint.scope is not None:
-        errors |= {401, 403}
+        errors |= {401, 403, 503}  # 503: the store is down
     if endpoint.body is not None:
         errors |= {400, 413, 415}
-        if endpoint.method == "POST":
-            errors.add(422)  # a reused Idempotency-Key
+    if _idempotent(endpoint):
+        errors |= {409, 422}  # an Idempotency-Key still in use, or reused with another body
     return errors
+
+
+def _idempotent(endpoint: Endpoint) -> bool:
+    """Takes an ``Idempotency-Key`` (see ``routing``): every authorised call that changes something."""
+    return endpoint.scope is not None and endpoint.method not in ("GET", "HEAD")

@@ -27,7 +27,7 @@ TAG = "subscribers"
 
 @router.route(
     "PUT",
-    "/v1/subscribers/{id}",
+    "/v1/subscribers/{subscriber_id}",  # as API.md names it
     summary="Create or replace a subscriber and where it can be reached",
     scope="admin",
     tag=TAG,
@@ -50,13 +50,13 @@ async def put(request: web.Request, body: SubscriberIn) -> web.Response:
         topics=tuple(body.topics),
         channel_order=tuple(ChannelType(c.type) for c in body.channels),
     )
-    subscriber, created = await request.app[STATE].subscribers.put(request.match_info["id"], given)
+    subscriber, created = await request.app[STATE].subscribers.put(request.match_info["subscriber_id"], given)
     return json(SubscriberOut.of(subscriber), 201 if created else 200)
 
 
 @router.route(
     "GET",
-    "/v1/subscribers/{id}",
+    "/v1/subscribers/{subscriber_id}",
     summary="Read a subscriber",
     scope="admin",
     tag=TAG,
@@ -64,12 +64,12 @@ async def put(request: web.Request, body: SubscriberIn) -> web.Response:
     errors=(400, 401, 403, 404),
 )
 async def get(request: web.Request) -> web.Response:
-    return json(SubscriberOut.of(await request.app[STATE].subscribers.get(request.match_info["id"])))
+    return json(SubscriberOut.of(await request.app[STATE].subscribers.get(request.match_info["subscriber_id"])))
 
 
 @router.route(
     "DELETE",
-    "/v1/subscribers/{id}",
+    "/v1/subscribers/{subscriber_id}",
     summary="Delete a subscriber (its queued deliveries are not sent)",
     scope="admin",
     tag=TAG,
@@ -77,7 +77,7 @@ async def get(request: web.Request) -> web.Response:
     errors=(400, 401, 403, 404),
 )
 async def delete(request: web.Request) -> web.Response:
-    await request.app[STATE].subscribers.delete(request.match_info["id"])
+    await request.app[STATE].subscribers.delete(request.match_info["subscriber_id"])
     return web.Response(status=204)
 
 
