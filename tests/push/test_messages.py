@@ -233,3 +233,18 @@ async def test_a_delivery_gives_up_after_its_tries(serve, receiver):
     [delivery] = (await api.get(f"/v1/messages/{sent.body['id']}/deliveries")).body["deliveries"]
     assert (delivery["attempts"], delivery["last_error"]) == (3, "http_503")
     assert len(hooks.receiver.received) == 3
+
+
+async def test_the_subscriber_of_the_api_guide_is_taken_as_written(serve):
+    """Its push keys are placeholders: taken, and a message for them fails as a push service would fail it."""
+    api = await serve()
+    guide = {"name": "Ada", "locale": "en", "phone": "+447700900123", "email": "ada@example.com",
+             "channels": [{"type": "webpush", "endpoint": "https://push.example.net/...",
+                           "keys": {"p256dh": "...", "auth": "..."}}],
+             "topics": ["news"]}  # fmt: skip
+    assert (await api.call("PUT", "/v1/subscribers/ada", json=guide)).status == 201
+    sent = await api.post("/v1/messages", {"to": ["ada"], "body": "x", "channels": ["webpush"]})
+    done = await finished(api, sent.body["id"])
+    assert done["counts"]["failed"] == 1
+    [delivery] = (await api.get(f"/v1/messages/{sent.body['id']}/deliveries")).body["deliveries"]
+    assert delivery["last_error"] == "invalid_subscription"

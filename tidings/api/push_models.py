@@ -39,8 +39,12 @@ class WebhookChannelIn(Body):
 
 
 class PushKeys(Body):
-    p256dh: str = Field(min_length=20, max_length=200)
-    auth: str = Field(min_length=8, max_length=100)
+    """As the browser's ``PushSubscription.toJSON()`` gives them. They are read when a message is encrypted for
+    them: keys that are not a P-256 point and a 16-byte secret fail that delivery for good
+    (``invalid_subscription``), as a push service's refusal would."""
+
+    p256dh: str = Field(min_length=1, max_length=200)
+    auth: str = Field(min_length=1, max_length=100)
 
 
 class WebPushChannelIn(Body):
