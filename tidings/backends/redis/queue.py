@@ -1,7 +1,8 @@
 """The job queue on Redis Streams, shared by every worker process.
 
-Each lane has a schedule (a sorted set by ``run_at``) and one stream per priority, read through one consumer
-group. A lease moves due jobs from the schedule into their streams, takes back entries whose lease ran out
+Each lane has one stream per priority, read through one consumer group, and a schedule (a sorted set by
+``run_at``) for the jobs not due yet; a job due when it is queued goes straight into its stream. A lease moves
+the jobs that came due from the schedule into their streams, takes back entries whose lease ran out
 (``XAUTOCLAIM``) and reads new ones (``XREADGROUP``), highest priority first, all in one script. An entry is
 acknowledged and deleted only when its job is settled, so the streams hold only unfinished work. Each process reads
 under its own consumer name, so a job is leased by one worker at a time.

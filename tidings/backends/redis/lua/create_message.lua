@@ -28,5 +28,5 @@ for _, suffix in ipairs({':waiting', ':counts'}) do redis.call('EXPIRE', key .. 
 -- The list of its deliveries outlives them by a day: `purge.lua` reads it to take them out of the global indexes.
 redis.call('EXPIRE', key .. ':dlv', ttl + 86400)
 redis.call('ZADD', P .. 'messages', tonumber(now) + ttl, message.id)
-for _, job in ipairs(jobs) do enqueue(job) end
+for _, job in ipairs(jobs) do enqueue(job, now) end
 return #jobs

@@ -5,17 +5,22 @@ local PRIORITIES = {'0', '10', '20', '30'}
 local DEAD_LETTERS = 10000
 local ATTEMPTS_KEPT = 100000
 
--- A job enters through its lane's schedule (a sorted set by run_at); `lease` moves it into the lane's stream for
--- its priority once it is due. `job` is {id, lane, priority, run_at, data} with numbers as strings. (The caller
--- wakes the workers afterwards, once for all the jobs that arrive together.)
-local function enqueue(job)
-  redis.call('HSET', P .. 'job:' .. job.id, 'd', job.data, 'p', job.priority)
-  redis.call('ZADD', P .. 'due:' .. job.lane, job.run_at, job.id)
-  redis.call('SADD', P .. 'lanes', job.lane)
-end
-
 local function stream_key(lane, priority)
   return P .. 'q:' .. lane .. ':' .. priority
+end
+
+-- A job due by `now` joins its lane's stream for its priority at once; a later one waits in the lane's schedule
+-- (a sorted set by run_at), which `lease` moves into the stream once it is due. `job` is {id, lane, priority,
+-- run_at, data} with numbers as strings. (The caller wakes the workers afterwards, once for all the jobs that
+-- arrive together.)
+local function enqueue(job, now)
+  redis.call('HSET', P .. 'job:' .. job.id, 'd', job.data, 'p', job.priority)
+  if tonumber(job.run_at) <= tonumber(now) then
+    redis.call('XADD', stream_key(job.lane, job.priority), '*', 'j', job.id)
+  else
+    redis.call('ZADD', P .. 'due:' .. job.lane, job.run_at, job.id)
+  end
+  redis.call('SADD', P .. 'lanes', job.lane)
 end
 
 -- Take an entry out of its stream: acknowledged, then deleted, so the stream holds only unfinished jobs.

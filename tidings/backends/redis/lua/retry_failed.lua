@@ -6,7 +6,7 @@ local queued = 0
 for _, job in ipairs(jobs) do
   if redis.call('HGET', P .. 'dlv:' .. job.id, 'status') == 'failed' then
     change_delivery(job.id, {status = 'queued', attempts_set = 0, clear_error = true}, now)
-    enqueue(job)
+    enqueue(job, now)
     queued = queued + 1
   end
 end

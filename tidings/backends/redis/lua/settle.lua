@@ -19,7 +19,7 @@ for _, op in ipairs(operations) do
   if holds(op) then
   finish_entry(op.lane, op.priority, op.entry)
   if op.again then
-    enqueue(op.again)
+    enqueue(op.again, now)
   else
     redis.call('DEL', P .. 'job:' .. op.id)
     removed = removed + 1

@@ -22,5 +22,5 @@ put_hash(P .. 'ver:' .. plan.id, version, plan.ttl, 3)
 for _, pointer in ipairs(plan.pointers) do
   redis.call('SET', pointer, plan.id, 'EX', plan.ttl)
 end
-if plan.job ~= cjson.null then enqueue(plan.job) end
+if plan.job ~= cjson.null then enqueue(plan.job, now) end
 return {'ok'}
