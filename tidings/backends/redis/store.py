@@ -36,13 +36,15 @@ from tidings.ports import (
 TRIES = 200
 """Reads and writes one change may take when others keep changing the same verification."""
 
-_FIELDS = [field.name for field in fields(Verification)]
+_TEXT_FIELDS = [field.name for field in fields(Verification) if field.name != "sealed_code"]
 
 
-def encode(verification: Verification) -> list[bytes | str]:
-    """A verification as a flat list of hash fields; absent values are left out."""
-    flat: list[bytes | str] = []
-    for name in _FIELDS:
+def encode(verification: Verification) -> tuple[list[str], bytes]:
+    """A verification as a flat list of its text fields (absent ones left out), and its sealed code apart: the
+    fields travel to the script as one JSON argument, which costs a tenth of forty arguments to pack, and the
+    sealed code, which is binary, as one of its own."""
+    flat: list[str] = []
+    for name in _TEXT_FIELDS:
         value = getattr(verification, name)
         if value is None:
             continue
@@ -50,10 +52,10 @@ def encode(verification: Verification) -> list[bytes | str]:
             value = "1" if value else "0"
         elif isinstance(value, float):
             value = repr(value)
-        elif not isinstance(value, bytes):
+        else:
             value = str(value)
         flat += [name, value]
-    return flat
+    return flat, verification.sealed_code
 
 
 def decode(found: dict[bytes, bytes]) -> tuple[Verification, str]:
@@ -133,8 +135,10 @@ class RedisStore:
             resent = isinstance(decision, otp.Resend)
             verification = decision.verification if isinstance(decision, otp.Resend) else request.fresh
             job = request.job and otp.send_job(request.job, verification)
+            text, sealed = encode(verification)
             plan = {
                 "id": verification.id,
+                "fields": text,
                 "expect": existing[0].id if existing else "",
                 "version": existing[1] if existing else "0",
                 "pointers": pointers,
@@ -143,7 +147,7 @@ class RedisStore:
                 "limits": [[limit.key, limit.count, limit.period] for limit in request.limits],
                 "job": queued_job(job) if job else None,
             }
-            answer = await self.scripts("start", plan, *encode(verification))
+            answer = await self.scripts("start", plan, sealed)
             if answer[0] == b"ok":
                 if job:
                     self.queue.notify()
@@ -169,7 +173,8 @@ class RedisStore:
             changed = result.verification if isinstance(result, CheckResult) else result
             if not isinstance(changed, Verification):
                 return result
-            if await self.scripts("save", changed.id, version, _ttl(changed, now), *encode(changed)):
+            text, sealed = encode(changed)
+            if await self.scripts("save", changed.id, version, _ttl(changed, now), text, sealed):
                 return result
         raise StoreError("the verification keeps changing; try again", retry_after=1)
 

@@ -68,10 +68,11 @@ local function change_delivery(id, change, now)
   redis.call('HSET', key, 'updated_at', now)
 end
 
--- Replace a hash with the flat list of fields `fields` (from `first` on) and give it version `version`.
-local function put_hash(key, version, ttl, first)
+-- Replace a verification's hash with the flat list of its text fields `fields` and its sealed code, and give it
+-- version `version`.
+local function put_verification(key, version, ttl, fields, sealed)
   redis.call('DEL', key)
-  redis.call('HSET', key, 'v', version, unpack(ARGV, first))
+  redis.call('HSET', key, 'v', version, 'sealed_code', sealed, unpack(fields))
   redis.call('EXPIRE', key, ttl)
 end
 

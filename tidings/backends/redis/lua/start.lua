@@ -1,6 +1,7 @@
 -- Start or resend a verification: if the address's latest verification is still the one the caller decided on
 -- (`expect`, at `version`; '' for none), pass the limits, write the verification and queue its send, all at once.
--- ARGV: prefix, plan (JSON: id, expect, version, pointers, ttl, now, limits, job), then the verification's fields.
+-- ARGV: prefix, plan (JSON: id, fields, expect, version, pointers, ttl, now, limits, job), the sealed code; the
+-- fields are the verification's text fields, a flat list of names and values.
 -- Returns {'ok'}, {'limited', index, retry_after}, or {'conflict', id, fields...} with the latest verification
 -- as it is now (just {'conflict'} if there is none), for the caller to decide again.
 local plan = cjson.decode(ARGV[2])
@@ -18,7 +19,7 @@ local refused, retry_after = consume_limits(plan.limits, now)
 if refused then return {'limited', refused, string.format('%.17g', retry_after)} end
 -- A resend writes the same verification's next version; a new one (none, or the last one finished) starts at 1.
 local version = plan.id == current and tonumber(plan.version) + 1 or 1
-put_hash(P .. 'ver:' .. plan.id, version, plan.ttl, 3)
+put_verification(P .. 'ver:' .. plan.id, version, plan.ttl, plan.fields, ARGV[3])
 for _, pointer in ipairs(plan.pointers) do
   redis.call('SET', pointer, plan.id, 'EX', plan.ttl)
 end
