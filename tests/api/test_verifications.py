@@ -245,6 +245,20 @@ async def test_body_too_large(serve):
     assert "X-Request-Id" in answer.headers
 
 
+async def test_a_body_declared_too_large_is_refused_before_it_is_sent(serve):
+    """Whatever its content type: the caller learns at once, without uploading it."""
+    api = await serve({"max_body_size": 2048})
+    host, port = api.base_url.removeprefix("http://").rstrip("/").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"POST /v1/verifications HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ROOT_KEY}\r\n"
+        "Content-Type: text/plain\r\nContent-Length: 10000000\r\n\r\n".encode()
+    )
+    status = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status.split()[1] == b"413"
+
+
 async def test_a_body_not_in_its_content_encoding_is_400(serve):
     api = await serve()
     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}

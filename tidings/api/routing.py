@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from tidings.api import idempotency
 from tidings.api.auth import authorize
-from tidings.api.state import CALLER
+from tidings.api.state import CALLER, STATE
 from tidings.errors import InvalidInput, UnsupportedMediaType
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
@@ -87,8 +87,12 @@ def json(model: BaseModel, status: int = 200) -> web.Response:
 
 
 async def parse(request: web.Request, model: type[BaseModel]) -> Any:
-    """The JSON body validated against ``model``: 415 for another content type, 400 naming the bad field.
+    """The JSON body validated against ``model``: 413 for one declared too large, 415 for another content type,
+    400 naming the bad field.
     No body at all reads as ``{}``, so a body whose fields are all optional may be left out."""
+    limit = request.app[STATE].settings.max_body_size
+    if request.content_length is not None and request.content_length > limit:  # refused before it is uploaded
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     if not request.body_exists:
         raw = b"{}"
     elif request.content_type != "application/json":
