@@ -263,6 +263,19 @@ async def aiohttp_load(url: str, seconds: float, concurrency: int, turn: int = 0
     }
 
 
+async def bare_accepting(folder: Path, batch: list[str], concurrency: int) -> float:
+    """Seconds a bare aiohttp handler (one process, uvloop, a constant answer) takes to answer the same N calls from
+    the same load generator: the least any aiohttp server on this machine could take to accept them now."""
+    port = free_port()
+    bare_file = folder / "bare-accepting.py"
+    bare_file.write_text(BARE.replace("PORT", str(port)))
+    with process([PYTHON, str(bare_file)], ready_url=f"http://127.0.0.1:{port}/healthz"):
+        started = time.time()
+        await loadgen.post_all(f"http://127.0.0.1:{port}", "/v1/verifications", [{"to": n} for n in batch],
+                               concurrency, {"Authorization": f"Bearer {KEY}"})  # fmt: skip
+        return time.time() - started
+
+
 async def api_vs_bare(folder: Path, seconds: int, connections: int, rounds: int) -> dict:
     """POST /v1/verifications against a bare handler, with wrk and with an aiohttp client.
 
@@ -333,6 +346,7 @@ async def main() -> None:
                         timeout=60 + 3 * args.latency,
                         lean=False,
                     )
+                results["bare_accepting"] = await bare_accepting(folder, numbers(args.n, 5 * 10**6), args.concurrency)
                 pooled_concurrency = max(args.concurrency, args.send_concurrency if args.latency else 0)
                 results["pooled"] = await pooled(url, numbers(args.n, 10**6), min(pooled_concurrency, args.n))
                 results["session_per_sms"] = await session_per_sms(url, numbers(args.n, 2 * 10**6))
@@ -362,6 +376,7 @@ def report(r: dict) -> None:
             f"tidings: all {t['sent']} delivered in {t['seconds']:.2f} s (API accepted them in "
             f"{t['api_seconds']:.2f} s); call -> receipt p50 {t['p50'] * 1000:.0f} ms, p99 {t['p99'] * 1000:.0f} ms"
         )
+        print(f"a bare aiohttp handler answered the same {r['n']} calls in {r['bare_accepting']:.2f} s")
     for tool, a in r.get("api", {}).items():
         print(f"\nPOST /v1/verifications with {tool}, turn by turn (64 connections):")
         for turn in a["rounds"]:
