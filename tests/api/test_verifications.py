@@ -183,6 +183,8 @@ async def test_concurrent_wrong_guesses_never_pass_the_limit(serve):
         ({"to": "+8613800138000", "code_length": 3}, "code_length"),
         ({"to": "+8613800138000", "code_length": 11}, "code_length"),
         ({"to": "+8613800138000", "code_length": "six"}, "code_length"),
+        ({"to": "+8613800138000", "code_length": "6"}, "code_length"),
+        ({"to": "+8613800138000", "code_length": True}, "code_length"),
         ({"to": "+8613800138000", "locale": "<script>"}, "locale"),
         ({"to": "+8613800138000", "template": "nope"}, "template"),
         ({"to": "not-an-email", "channel": "email"}, "to"),

@@ -24,7 +24,7 @@ class StartVerification(Body):
     channel: Channel = Channel.SMS
     """``null`` means the default too."""
     locale: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
-    code_length: int | None = Field(None, ge=MIN_CODE_LENGTH, le=MAX_CODE_LENGTH)
+    code_length: int | None = Field(None, ge=MIN_CODE_LENGTH, le=MAX_CODE_LENGTH, strict=True)  # not "6" or true
     template: str | None = Field(None, max_length=64)
     app_name: str | None = Field(None, min_length=1, max_length=64)
 

@@ -153,7 +153,9 @@ class SubscriberOut(BaseModel):
 
 
 class NewToken(Body):
-    ttl: int | None = Field(None, ge=60, le=7 * 86400, description="Seconds; `streams.token_ttl` by default.")
+    ttl: int | None = Field(
+        None, ge=60, le=7 * 86400, strict=True, description="Seconds; `streams.token_ttl` by default."
+    )
 
 
 class TokenOut(BaseModel):
@@ -178,7 +180,9 @@ class MessageIn(Body):
     channels: list[ChannelType] | None = Field(None, min_length=1)
     priority: Literal["high", "normal", "low"] = "normal"
     send_at: dt.datetime | None = Field(None, description="RFC 3339; deliver from then on.")
-    ttl: int | None = Field(None, ge=1, le=30 * 86400, description="Seconds the message stays worth delivering.")
+    ttl: int | None = Field(
+        None, ge=1, le=30 * 86400, strict=True, description="Seconds the message stays worth delivering."
+    )
 
     @field_validator("priority", mode="before")
     @classmethod
