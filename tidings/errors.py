@@ -101,5 +101,14 @@ class StoreError(Unavailable):
     code = "store_unavailable"
 
 
+class QueueFull(Unavailable):
+    """Back-pressure: more sends wait than ``dispatch.max_queue``, so no new one is taken."""
+
+    code = "queue_full"
+
+    def __init__(self) -> None:
+        super().__init__("the send queue is full; try again shortly", retry_after=5)
+
+
 class BackendError(Exception):
     """The database cannot be opened at start; the message says why (the command prints it and exits)."""

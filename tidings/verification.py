@@ -15,7 +15,7 @@ from tidings.core.otp import CheckResult, Refused
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
 from tidings.core.types import PRIORITY_VERIFICATION, Channel, Job, OutboundMessage, Verification
-from tidings.errors import Conflict, InvalidInput, NotFound, RateLimited, Unavailable, Unprocessable
+from tidings.errors import Conflict, InvalidInput, NotFound, QueueFull, RateLimited, Unprocessable
 from tidings.ports import Drop, Lookup, Queue, Started, StartRequest, Store
 
 log = logging.getLogger("tidings.verify")
@@ -140,7 +140,7 @@ class Verifications:
             )
         )
         if job is not None and self.queue.queued >= self.settings.dispatch.max_queue:
-            raise Unavailable("the send queue is full; try again shortly", code="queue_full", retry_after=5)
+            raise QueueFull
         result = await self.store.start_verification(
             StartRequest(address.to, request.channel, fresh, limits, job, self.verify.resend_cooldown), now
         )

@@ -8,7 +8,7 @@ from tidings.api.push_models import DeliveryOut, DeliveryPage, MessageAccepted, 
 from tidings.api.routing import Router, json
 from tidings.api.state import STATE
 from tidings.core.push import DeliveryStatus, MessageStatus
-from tidings.errors import InvalidInput, Unavailable
+from tidings.errors import InvalidInput, QueueFull
 from tidings.messages import MessageInput
 
 router = Router()
@@ -35,7 +35,7 @@ PAGING = {
 async def send(request: web.Request, body: MessageIn) -> web.Response:
     state = request.app[STATE]
     if state.queue.queued >= state.settings.dispatch.max_queue:
-        raise Unavailable("the send queue is full; try again shortly", code="queue_full", retry_after=5)
+        raise QueueFull
     message, unknown = await state.messages.send(
         MessageInput(
             to=body.to,
