@@ -263,16 +263,22 @@ async def aiohttp_load(url: str, seconds: float, concurrency: int, turn: int = 0
     }
 
 
-async def bare_accepting(folder: Path, batch: list[str], concurrency: int) -> float:
-    """Seconds a bare aiohttp handler (one process, uvloop, a constant answer) takes to answer the same N calls from
-    the same load generator: the least any aiohttp server on this machine could take to accept them now."""
+def bare_server(folder: Path):
+    """A bare aiohttp handler (one process, uvloop, a constant answer); returns its context and its URL."""
     port = free_port()
-    bare_file = folder / "bare-accepting.py"
-    bare_file.write_text(BARE.replace("PORT", str(port)))
-    with process([PYTHON, str(bare_file)], ready_url=f"http://127.0.0.1:{port}/healthz"):
+    script = folder / f"bare-{port}.py"
+    script.write_text(BARE.replace("PORT", str(port)))
+    return process([PYTHON, str(script)], ready_url=f"http://127.0.0.1:{port}/healthz"), f"http://127.0.0.1:{port}"
+
+
+async def bare_accepting(folder: Path, batch: list[str], concurrency: int) -> float:
+    """Seconds a bare handler takes to answer the same N calls from the same load generator: the least any aiohttp
+    server on this machine could take to accept them now."""
+    running, url = bare_server(folder)
+    with running:
         started = time.time()
-        await loadgen.post_all(f"http://127.0.0.1:{port}", "/v1/verifications", [{"to": n} for n in batch],
-                               concurrency, {"Authorization": f"Bearer {KEY}"})  # fmt: skip
+        await loadgen.post_all(url, "/v1/verifications", [{"to": n} for n in batch], concurrency,
+                               {"Authorization": f"Bearer {KEY}"})  # fmt: skip
         return time.time() - started
 
 
@@ -286,10 +292,8 @@ async def api_vs_bare(folder: Path, seconds: int, connections: int, rounds: int)
     """
     script = folder / "post.lua"
     script.write_text(WRK_SCRIPT.replace("KEY", KEY))
-    port = free_port()
-    bare_file = folder / "bare.py"
-    bare_file.write_text(BARE.replace("PORT", str(port)))
-    bare_url = f"http://127.0.0.1:{port}/v1/verifications"
+    bare, bare_base = bare_server(folder)
+    bare_url = f"{bare_base}/v1/verifications"
     turns = itertools.count()
     loads = {
         "wrk": lambda url: asyncio.to_thread(wrk, url, script, seconds, connections),
@@ -298,7 +302,7 @@ async def api_vs_bare(folder: Path, seconds: int, connections: int, rounds: int)
     results: dict = {}
     held, emulator_url = emulator(60.0)
     serving, api = serve(folder, emulator_url, 1)
-    with process([PYTHON, str(bare_file)], ready_url=f"http://127.0.0.1:{port}/healthz"), held, serving:
+    with bare, held, serving:
         for tool, load in loads.items():
             pairs = [(await load(bare_url), await load(f"{api}/v1/verifications")) for _ in range(rounds)]
             ratios = sorted(ours["rps"] / bare["rps"] for bare, ours in pairs)
