@@ -69,11 +69,15 @@ class Answer:
 
     @property
     def error(self) -> str | None:
-        return self.body["error"]["code"] if isinstance(self.body, dict) and "error" in self.body else None
+        return self._error.get("code")
 
     @property
     def message(self) -> str | None:
-        return self.body["error"]["message"] if isinstance(self.body, dict) and "error" in self.body else None
+        return self._error.get("message")
+
+    @property
+    def _error(self) -> dict[str, Any]:
+        return self.body["error"] if isinstance(self.body, dict) and "error" in self.body else {}
 
 
 class Api:
