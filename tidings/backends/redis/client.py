@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as redis
+from pydantic_core import to_json
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.connection import HiredisRespSerializer
@@ -150,9 +150,9 @@ class Scripts:
         self._batch: TurnBatch[tuple[str, list[Any]], Any] = TurnBatch(self._execute)
 
     async def __call__(self, name: str, *args: Any) -> Any:
-        """Run a script with ``args`` as ARGV; dicts and lists go as JSON."""
-        # A tuple, not `dict | list`, which would build a union object again for each of the forty-odd arguments.
-        argv = [PREFIX, *(json.dumps(arg) if isinstance(arg, (dict, list)) else arg for arg in args)]
+        """Run a script with ``args`` as ARGV; dicts and lists go as JSON, encoded by pydantic's Rust encoder in a
+        quarter of the standard library's time (a start's plan is the API's largest argument)."""
+        argv = [PREFIX, *(to_json(arg) if isinstance(arg, (dict, list)) else arg for arg in args)]
         return await self._batch((name, argv))
 
     async def _execute(self, batch: list[tuple[str, list[Any]]], again: bool = True) -> list:
