@@ -10,6 +10,8 @@ emulator, then sends N SMS through each of:
 - the same with two workers;
 - tidings on SQLite, one process (the embedded default);
 - the same three with one ``POST /v1/messages`` to a topic of N subscribers with a phone: N SMS, one API call;
+- verifications on Redis (one worker) and on SQLite again with one POST per SMS, arq's job, where the rows above
+  let Yunpian take the sends started together in one ``multi_send`` (``--batch-size``, 1,000 by default);
 - arq, the usual asyncio job queue on Redis: N ``enqueue_job`` from one client, and a worker (uvloop, one pooled
   aiohttp session, ``max_jobs`` as many as tidings' concurrency, a Redis pool that holds them) whose job is the
   same POST to the emulator. It runs first and last, and tidings is compared with the faster of the two runs, so
@@ -136,19 +138,28 @@ async def fan_out(api: str, emulator: str, batch: list[str], timeout: float, pid
 
 
 async def tidings_on(
-    folder: Path, emulator: str, batch: list[str], args, database: str | None, workers: int, push: bool = False
+    folder: Path,
+    emulator: str,
+    batch: list[str],
+    args,
+    database: str | None,
+    workers: int,
+    push: bool = False,
+    batch_size: int | None = None,
 ) -> dict:
     """One API node and ``workers`` workers on ``database`` (one process doing both on SQLite): N verifications
-    through the API, or (``push``) one message to N subscribers."""
+    through the API, or (``push``) one message to N subscribers; Yunpian's ``batch_size`` is ``--batch-size``
+    unless given."""
+    size = batch_size or args.batch_size
     with contextlib.ExitStack() as stack:
         if database is None:
-            serving, api = verifications.serve(folder, emulator, args.concurrency, batch_size=args.batch_size)
+            serving, api = verifications.serve(folder, emulator, args.concurrency, batch_size=size)
             pids = [stack.enter_context(serving).pid]
         else:
-            serving, api = verifications.serve(folder, emulator, args.concurrency, database, "api", args.batch_size)
+            serving, api = verifications.serve(folder, emulator, args.concurrency, database, "api", size)
             pids = [stack.enter_context(serving).pid]
             for _ in range(workers):
-                worker = verifications.serve(folder, emulator, args.concurrency, database, "worker", args.batch_size)[0]
+                worker = verifications.serve(folder, emulator, args.concurrency, database, "worker", size)[0]
                 pids.append(stack.enter_context(worker).pid)
         timeout = 120 + 3 * args.latency
         if push:
@@ -215,8 +226,15 @@ async def main() -> None:
                 ("push: redis, 2 workers",
                  lambda batch: tidings_on(folder, emulator, batch, args, redis_url, 2, True)),
                 ("push: sqlite, 1 process", lambda batch: tidings_on(folder, emulator, batch, args, None, 0, True)),
-                ("arq, 1 worker, again", arq[1]),
             ]  # fmt: skip
+            if args.batch_size > 1:  # the same job as arq's, side by side: one POST per SMS
+                runs += [
+                    ("redis, 1 worker, 1 POST/SMS",
+                     lambda batch: tidings_on(folder, emulator, batch, args, redis_url, 1, batch_size=1)),
+                    ("sqlite, 1 POST/SMS",
+                     lambda batch: tidings_on(folder, emulator, batch, args, None, 0, batch_size=1)),
+                ]  # fmt: skip
+            runs.append(("arq, 1 worker, again", arq[1]))
             for offset, (name, run) in enumerate(runs):
                 flush(port)
                 results[name] = await run(verifications.numbers(args.n, offset * 10**6))
