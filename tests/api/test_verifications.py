@@ -411,6 +411,8 @@ async def test_healthz_readyz_openapi_docs(serve):
     assert page.status == 200 and "/docs/static/swagger-ui-bundle.js" in page.body
     script = await api.get("/docs/static/swagger-ui-bundle.js", key=None)
     assert script.status == 200
+    missing = await api.get("/docs/static/nothing.js", key=None)
+    assert missing.status == 404 and missing.error == "not_found"
 
 
 async def test_metrics(serve):

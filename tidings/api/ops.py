@@ -100,5 +100,15 @@ async def docs(request: web.Request) -> web.Response:
 
 
 def add_static(app: web.Application) -> None:
-    """Swagger UI's files come from the installed package, so ``/docs`` needs no network."""
-    app.router.add_static("/docs/static", SWAGGER_UI_PY_ROOT / "static", show_index=False)
+    """Swagger UI's files come from the installed package, so ``/docs`` needs no network. They are listed once:
+    aiohttp's static route answers a missing file with an empty 404 of its own, not the JSON error of every other
+    path."""
+    files = {path.name: path for path in (SWAGGER_UI_PY_ROOT / "static").iterdir() if path.is_file()}
+
+    async def static(request: web.Request) -> web.FileResponse:
+        path = files.get(request.match_info["name"])
+        if path is None:
+            raise web.HTTPNotFound(text=f"there is no file {request.path[:200]}; /docs loads the files it needs")
+        return web.FileResponse(path)
+
+    app.router.add_get("/docs/static/{name}", static)
