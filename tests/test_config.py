@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tidings.config import ConfigError, load
+from tidings.config import ConfigError, load, unknown_variables
 
 
 def test_defaults_match_the_contract():
@@ -122,6 +122,19 @@ def test_environment_texts_stay_as_written_and_lists_may_be_comma_separated():
         ("default_region = 'China'\n", {}, "default_region"),
         ("[limits.country_daily_budget]\nChina = 100\n", {}, "limits.country_daily_budget"),
         ("[providers.smtp]\ntimeout = 120\n", {}, "providers.smtp.timeout"),
+        ("verify = 5\n", {}, "verify"),
+        ("providers = 5\n", {}, "providers"),
+        ("[providers]\ntwilio = 'x'\n", {}, "providers.twilio"),
+        ("", {"TIDINGS_VERIFY_TTL": "true"}, "verify.ttl"),
+        ("", {"TIDINGS_LIMITS_PER_COUNTRY_HOUR": '{"GB": -1}'}, "limits.per_country_hour.GB"),
+        ("", {"TIDINGS_DEFAULT_REGION": "ZZ"}, "default_region"),
+        ("[dispatch]\nretry_base_delay = 10\nretry_max_delay = 1\n", {}, "retry_base_delay"),
+        ("", {"TIDINGS_VERIFY_SMS_PROVIDERS": "smtp"}, "verify.sms_providers"),
+        ("[verify]\nemail_providers = ['console']\n", {}, "verify.email_providers"),
+        ("[verify.test_numbers]\n'15005550006' = { code = '123456' }\n", {}, "E.164"),
+        ("", {"TIDINGS_DATABASE": "redis://127.0.0.1:6379/abc"}, "database"),
+        ("", {"TIDINGS_DATABASE": "redis://127.0.0.1:notaport/9"}, "database"),
+        ("", {"TIDINGS_DATABASE": "redis://127.0.0.1:6379/9?socket_timeout=abc"}, "database"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, text, environ, says):
@@ -130,6 +143,31 @@ def test_bad_settings_are_named(tmp_path, text, environ, says):
     with pytest.raises(ConfigError) as raised:
         load(path, environ=environ)
     assert says in str(raised.value)
+
+
+def test_a_file_must_be_utf8_and_may_begin_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "tidings.toml"
+    path.write_bytes(b'[verify]\napp_name = "\xff\xfe"\n')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load(path, environ={})
+    path.write_bytes("\ufeff[verify]\napp_name = 'Acme'\n".encode())
+    assert load(path, environ={}).verify.app_name == "Acme"
+
+
+def test_misspelt_variables_are_found():
+    environ = {
+        "TIDINGS_VERIFY_TTLL": "5",
+        "TIDINGS_VERIFY_TTL": "5",
+        "TIDINGS_PROVIDERS_TWILIO_FROM": "+1",
+        "PATH": "/",
+    }
+    assert unknown_variables(environ) == ["TIDINGS_VERIFY_TTLL"]
+
+
+def test_a_redis_password_stays_out_of_messages():
+    with pytest.raises(ConfigError) as raised:
+        load(None, environ={"TIDINGS_DATABASE": "redis://:hunter2@127.0.0.1:6379/nine"})
+    assert "hunter2" not in str(raised.value) and "***" in str(raised.value)
 
 
 def test_missing_file():
@@ -169,3 +207,14 @@ def test_serve_says_when_its_port_is_taken(tmp_path):
         )  # fmt: skip
     assert done.returncode == 1
     assert "cannot start" in done.stderr and str(port) in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_stops_at_once_when_redis_refuses_the_database(tmp_path, redis_url):
+    refused = redis_url.rpartition("/")[0] + "/9999"
+    done = subprocess.run(
+        [sys.executable, "-m", "tidings", "serve", "--port", "0"],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path,
+        env={**os.environ, "TIDINGS_DATABASE": refused, "TIDINGS_API_KEY": "k", "TIDINGS_SECRET_KEY": "s"},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "refuses" in done.stderr and "Traceback" not in done.stderr

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import socket
 import sys
 
 from tidings import __version__
@@ -12,7 +15,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="tidings", description="Verification codes and push messages.")
     parser.add_argument("--version", action="version", version=f"tidings {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the API and the dispatcher")
+    serve = commands.add_parser(
+        "serve",
+        help="run the API and the dispatcher",
+        description="Run the API and the dispatcher: by default on 127.0.0.1:8000, with the SQLite file ./tidings.db."
+        " Settings come from the --config file, then TIDINGS_* variables over it, then these options over both;"
+        " every setting is in docs/configuration.md.",
+    )
     serve.add_argument("--config", help="a TOML settings file (TIDINGS_* variables override it)")
     serve.add_argument("--host", help="overrides `host`")
     serve.add_argument("--port", type=int, help="overrides `port`")
@@ -38,10 +47,18 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"tidings: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, settings.log_format)
+    for name in config.unknown_variables(os.environ):
+        logging.getLogger("tidings").warning("%s names no setting and is ignored (see docs/configuration.md)", name)
     try:
         server.run(settings)
     except BackendError as exc:
         print(f"tidings: {exc}", file=sys.stderr)
+        return 1
+    except socket.gaierror as exc:
+        print(
+            f"tidings: cannot start: host {settings.host!r} is not a name or address here: {exc.strerror}",
+            file=sys.stderr,
+        )
         return 1
     except OSError as exc:  # the address is taken, the host is not this machine's, a file cannot be made
         print(f"tidings: cannot start: {exc}", file=sys.stderr)

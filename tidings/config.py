@@ -16,6 +16,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from tidings.backends import REDIS_SCHEMES
+from tidings.backends.redis.client import check_url
 from tidings.core.settings import Settings
 from tidings.providers.registry import PROVIDERS
 
@@ -35,35 +37,87 @@ def load(
     environ = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            with open(path, "rb") as file:
-                data = tomllib.load(file)
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    _overlay(data, Settings, (PREFIX,), environ)
-    providers = data.setdefault("providers", {})
-    for name, provider in PROVIDERS.items():
-        section = dict(providers.get(name, {}))
-        _overlay(section, provider.Settings, (PREFIX, "PROVIDERS", name.upper()), environ)
-        if section:
-            providers[name] = section
+        data = _read_toml(path)
+    _environment_over(data, environ)
     data.update(overrides or {})
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_explain(exc)) from None
     validate_providers(settings)
+    if settings.database.startswith(REDIS_SCHEMES):
+        try:
+            check_url(settings.database)
+        except ValueError as exc:
+            raise ConfigError(f"invalid configuration: database: {exc}") from None
     return settings
 
 
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """``TIDINGS_*`` variables that name no setting: most likely misspelt, and otherwise silently ignored."""
+    consulted = _Consulted(environ)
+    _environment_over({}, consulted)
+    return sorted(name for name in environ if name.startswith(PREFIX + "_") and name not in consulted.asked)
+
+
+class _Consulted(dict[str, str]):
+    """The environment, remembering every name looked up in it."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        super().__init__(environ)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def _environment_over(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Write the environment's settings over the file's ``data``, every provider's section included."""
+    _overlay(data, Settings, (PREFIX,), environ)
+    providers = data.setdefault("providers", {})
+    if not isinstance(providers, dict):
+        raise ConfigError("providers must be a table ([providers.<name>] sections)")
+    for name, provider in PROVIDERS.items():
+        section = providers.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"providers.{name} must be a table ([providers.{name}] section)")
+        section = dict(section)
+        _overlay(section, provider.Settings, (PREFIX, "PROVIDERS", name.upper()), environ)
+        if section:
+            providers[name] = section
+
+
+def _read_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # an editor's byte-order mark is not worth refusing the file for
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
 def validate_providers(settings: Settings) -> None:
-    """Every provider named or configured must exist and have valid settings."""
+    """Every provider named or configured must exist, have valid settings, and serve the channel it is named for."""
     named = {*settings.verify.sms_providers, *settings.verify.email_providers, *settings.providers}
     for name in sorted(named):
         if name not in PROVIDERS:
             raise ConfigError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
+    for channel, names in (("sms", settings.verify.sms_providers), ("email", settings.verify.email_providers)):
+        for name in names:
+            if PROVIDERS[name].channel != channel:
+                serving = sorted(known for known, cls in PROVIDERS.items() if cls.channel == channel)
+                raise ConfigError(
+                    f"verify.{channel}_providers: {name!r} sends {PROVIDERS[name].channel}, not {channel};"
+                    f" {channel} providers: {', '.join(serving)}"
+                )
+    for name in sorted(named):
         try:
             provider_settings = PROVIDERS[name].Settings.model_validate(settings.providers.get(name, {}))
         except ValidationError as exc:
@@ -88,7 +142,10 @@ def _overlay(data: dict[str, Any], model: type[BaseModel], prefix: tuple[str, ..
         key = field.alias or name
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            section = dict(data.get(key, {}))
+            section = data.get(key, {})
+            if not isinstance(section, dict):
+                continue  # not a table: validation refuses it, naming the key
+            section = dict(section)
             _overlay(section, annotation, (*prefix, key), environ)
             if section:
                 data[key] = section
@@ -125,7 +182,7 @@ def _is_text(annotation: Any) -> bool:
 def _explain(exc: ValidationError, prefix: str = "") -> str:
     lines = []
     for error in exc.errors(include_url=False):
-        where = prefix + ".".join(str(part) for part in error["loc"])
+        where = (prefix + ".".join(str(part) for part in error["loc"])).rstrip(".")
         message = error["msg"].removeprefix("Value error, ")  # the message alone: the input may hold secrets
         lines.append(f"{where}: {message}" if where else message)
     return "invalid configuration: " + "; ".join(lines)

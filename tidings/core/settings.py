@@ -9,7 +9,17 @@ import datetime as dt
 import ipaddress
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+import phonenumbers
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tidings.core import templates
 from tidings.core.address import InvalidAddress, parse_phone
@@ -17,8 +27,8 @@ from tidings.core.otp import MAX_CODE_LENGTH, MIN_CODE_LENGTH
 
 
 def _country(code: str) -> str:
-    if len(code) != 2 or not code.isascii() or not code.isalpha():
-        raise ValueError(f"{code!r} is not a two-letter country code (ISO 3166 alpha-2, e.g. CN)")
+    if code.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{code!r} is not a country with phone numbers (ISO 3166 alpha-2, e.g. CN)")
     return code.upper()
 
 
@@ -28,6 +38,14 @@ Country = Annotated[str, AfterValidator(_country)]
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_truth_for_numbers(cls, value: object, info: ValidationInfo) -> object:
+        """``ttl = true`` is a mistake, not one second, which is what pydantic would make of it."""
+        if isinstance(value, bool) and info.field_name and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError("must be a number, not true or false")
+        return value
 
 
 class TestNumber(Section):
@@ -56,11 +74,14 @@ class VerifySettings(Section):
     @classmethod
     def _possible_numbers(cls, value: dict[str, TestNumber]) -> dict[str, TestNumber]:
         for number in value:
-            if number.startswith("+"):
-                try:
-                    parse_phone(number)
-                except InvalidAddress as exc:
-                    raise ValueError(f"{number!r}: {exc}") from None
+            if "@" in number:  # an email address, for email verifications
+                continue
+            if not number.startswith("+"):
+                raise ValueError(f"{number!r}: write a test number in E.164, with its + and country code")
+            try:
+                parse_phone(number)
+            except InvalidAddress as exc:
+                raise ValueError(f"{number!r}: {exc}") from None
         return value
 
     @field_validator("templates")
@@ -89,10 +110,10 @@ class LimitsSettings(Section):
     """How many trailing digits are dropped to form a number range."""
     per_range_hour: int = Field(0, ge=0)
     """Off by default: one app's traffic is unlike another's (see docs/configuration.md)."""
-    per_country_hour: dict[Country, int] = {}
+    per_country_hour: dict[Country, NonNegativeInt] = {}
     daily_budget: int = Field(0, ge=0)
     """Sends per day across all countries."""
-    country_daily_budget: dict[Country, int] = {}
+    country_daily_budget: dict[Country, NonNegativeInt] = {}
 
 
 class DispatchSettings(Section):
@@ -110,6 +131,15 @@ class DispatchSettings(Section):
     shutdown_grace: float = Field(10, ge=0)
     max_queue: int = Field(1_000_000, ge=1)
     """Queued jobs beyond which the API answers 503 instead of accepting more."""
+
+    @model_validator(mode="after")
+    def _delays_in_order(self) -> DispatchSettings:
+        if self.retry_base_delay > self.retry_max_delay:
+            raise ValueError(
+                f"retry_base_delay ({self.retry_base_delay:g} s) must not exceed retry_max_delay"
+                f" ({self.retry_max_delay:g} s)"
+            )
+        return self
 
 
 class PushSettings(Section):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis
 
-from tidings.backends.redis.client import PREFIX, Scripts, connect
+from tidings.backends.redis.client import PREFIX, Scripts, connect, redacted
 from tidings.backends.redis.push import RedisPush
 from tidings.backends.redis.queue import RedisQueue
 from tidings.backends.redis.store import RedisStore
@@ -51,16 +51,20 @@ async def open_redis(url: str, secret: str | None, cache_age: float, cache_size:
 
 
 async def _wait_for(client: redis.Redis, url: str) -> None:
+    """A Redis still starting is waited for; one that refuses this client (password, database number) is not."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + WAIT_AT_START
+    where = redacted(url)
     while True:
         try:
             await client.ping()
             return
+        except (redis.AuthenticationError, redis.ResponseError) as exc:
+            raise BackendError(f"Redis at {where} refuses this client: {exc}") from exc
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             if loop.time() > give_up:
-                raise BackendError(f"Redis at {url} does not answer: {exc}") from exc
-            log.warning("waiting for Redis at %s: %s", url, exc)
+                raise BackendError(f"Redis at {where} does not answer: {exc}") from exc
+            log.warning("waiting for Redis at %s: %s", where, exc)
             await asyncio.sleep(1)
 
 

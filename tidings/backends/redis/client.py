@@ -19,7 +19,7 @@ import redis.asyncio as redis
 from pydantic_core import to_json
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.connection import HiredisRespSerializer
+from redis.connection import HiredisRespSerializer, parse_url
 from redis.exceptions import (
     BusyLoadingError,
     ConnectionError,
@@ -28,6 +28,7 @@ from redis.exceptions import (
     ResponseError,
     TimeoutError,
 )
+from yarl import URL
 
 from tidings.batching import TurnBatch
 from tidings.errors import StoreError
@@ -57,6 +58,31 @@ class _PackedInC:
 
     def pack_command(self, *args: Any) -> list[bytes]:
         return self._packer.pack(*args)
+
+
+def check_url(url: str) -> None:
+    """Raise ``ValueError`` for a URL redis-py cannot use, or would read as database 0 although it names another
+    (``redis://host/abc``); redis-py itself says nothing until the first command, or nothing at all."""
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise ValueError(f"{redacted(url)} is not a usable Redis URL: {exc}") from None
+    path = URL(url).path
+    if url.startswith(("redis://", "rediss://")) and path not in ("", "/") and not path[1:].isdigit():
+        raise ValueError(f"{redacted(url)}: the Redis database must be a number, as in redis://host:6379/0")
+
+
+def redacted(url: str) -> str:
+    """The URL as messages and logs may show it: without its password, wherever it was written."""
+    try:
+        parsed = URL(url)
+    except ValueError:  # too malformed to take apart: show none of it
+        return "the database URL"
+    if parsed.password:
+        parsed = parsed.with_password("***")
+    if "password" in parsed.query:
+        parsed = parsed.update_query(password="***")
+    return str(parsed)
 
 
 def connect(url: str) -> redis.Redis:
