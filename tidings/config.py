@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -170,9 +170,12 @@ def _parse(raw: str, annotation: Any) -> Any:
 
 
 def _is_text(annotation: Any) -> bool:
-    """``str`` or ``SecretStr``, optional or not, with or without a validator of its own (``Annotated``)."""
+    """``str``, ``SecretStr`` or a choice of texts (``Literal``), optional or not, with or without a validator of
+    its own (``Annotated``)."""
     if get_origin(annotation) is Annotated:
         return _is_text(get_args(annotation)[0])
+    if get_origin(annotation) is Literal:
+        return all(isinstance(choice, str) for choice in get_args(annotation))
     if get_origin(annotation) in (Union, UnionType):
         options = [option for option in get_args(annotation) if option is not type(None)]
         return len(options) == 1 and _is_text(options[0])

@@ -13,7 +13,7 @@ import hmac
 import json
 import uuid
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, Literal
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr
@@ -62,7 +62,7 @@ class AliyunSettings(ProviderSettings):
     access_key_secret: SecretStr
     sign_name: str
     template_code: str
-    template_params: list[str] = Field(default_factory=lambda: ["code"])
+    template_params: list[Literal["code", "app_name", "minutes"]] = Field(default_factory=lambda: ["code"])
     """Which message parameters (``code``, ``app_name``, ``minutes``) the template names, as ``${code}``."""
 
 

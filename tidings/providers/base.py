@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from tidings.core.types import OutboundMessage, SendOutcome
 from tidings.providers.client import HttpClient
@@ -26,6 +26,14 @@ class ProviderSettings(BaseModel):
     """Concurrent sends to this provider; defaults to ``dispatch.concurrency``."""
     rate: float | None = Field(None, ge=0)
     """Sends per second to this provider; defaults to ``dispatch.rate`` (0 is unlimited)."""
+
+    @field_validator("base_url")  # also where a provider gives base_url a default of its own
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        """A typo would otherwise show only as sends that fail with ``connection_error``."""
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
 
 
 class Provider(ABC):

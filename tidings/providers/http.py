@@ -26,7 +26,7 @@ _PLACEHOLDER = re.compile(r"\{(to|text|code|idempotency_key)\}")
 
 
 class HttpSettings(ProviderSettings):
-    url: str
+    url: str = Field(pattern=r"^https?://[^/\s]+")
     method: Literal["POST", "PUT", "GET"] = "POST"
     format: Literal["form", "json"] = "form"
     """How the body is sent; with GET it always goes in the query string."""
