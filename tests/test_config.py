@@ -130,12 +130,14 @@ def test_environment_texts_stay_as_written_and_lists_may_be_comma_separated():
         ("", {"TIDINGS_DEFAULT_REGION": "ZZ"}, "default_region"),
         ("[dispatch]\nretry_base_delay = 10\nretry_max_delay = 1\n", {}, "retry_base_delay"),
         ("", {"TIDINGS_VERIFY_SMS_PROVIDERS": "smtp"}, "verify.sms_providers"),
-        ("[verify]\nemail_providers = ['console']\n", {}, "verify.email_providers"),
+        ("[verify]\nemail_providers = ['twilio']\n", {}, "verify.email_providers"),
         ("[verify.test_numbers]\n'15005550006' = { code = '123456' }\n", {}, "E.164"),
         ("[providers.yunpian]\napikey = 'k'\nbase_url = 'sms.yunpian.com'\n", {}, "providers.yunpian.base_url"),
         ("[providers.http]\nurl = 'example.com/send'\n", {}, "providers.http.url"),
         ("", {"TIDINGS_PROVIDERS_ALIYUN_TEMPLATE_PARAMS": "code,bogus"}, "providers.aliyun.template_params"),
         ("", {"TIDINGS_DATABASE": "redis://127.0.0.1:6379/abc"}, "database"),
+        ("[providers.twilio]\nconcurrency = true\n", {}, "providers.twilio.concurrency"),
+        ("", {"TIDINGS_LIMITS_PER_COUNTRY_HOUR": '{"GB": true}'}, "limits.per_country_hour"),
         ("", {"TIDINGS_DATABASE": "redis://127.0.0.1:notaport/9"}, "database"),
         ("", {"TIDINGS_DATABASE": "redis://127.0.0.1:6379/9?socket_timeout=abc"}, "database"),
     ],
@@ -167,10 +169,28 @@ def test_misspelt_variables_are_found():
     assert unknown_variables(environ) == ["TIDINGS_VERIFY_TTLL"]
 
 
-def test_a_redis_password_stays_out_of_messages():
+@pytest.mark.parametrize(
+    "url", ["redis://:hunter2@127.0.0.1:6379/nine", "redis://:hunter2/x@127.0.0.1:6379/0", "REDIS://:hunter2@h/0"]
+)
+def test_a_redis_password_stays_out_of_messages(url):
     with pytest.raises(ConfigError) as raised:
-        load(None, environ={"TIDINGS_DATABASE": "redis://:hunter2@127.0.0.1:6379/nine"})
-    assert "hunter2" not in str(raised.value) and "***" in str(raised.value)
+        load(None, environ={"TIDINGS_DATABASE": url})
+    assert "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"TIDINGS_VERIFY_EMAIL_PROVIDERS": "console"},
+        {"TIDINGS_VERIFY_EMAIL_PROVIDERS": "http", "TIDINGS_PROVIDERS_HTTP_URL": "HTTPS://mail.example/send"},
+        {"TIDINGS_DATABASE": "redis://127.0.0.1:6379/0/"},
+        {"TIDINGS_DATABASE": "redis://127.0.0.1/x?db=3"},
+        {"TIDINGS_DATABASE": "unix:///run/redis.sock?db=2"},
+        {"TIDINGS_LIMITS_PER_COUNTRY_HOUR": '{"GB": 5}'},
+    ],
+)
+def test_settings_that_are_right_are_taken(environ):
+    load(None, environ=environ)
 
 
 def test_missing_file():

@@ -16,9 +16,10 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from tidings.backends import REDIS_SCHEMES
+from tidings.backends import REDIS_SCHEMES, sqlite_path
 from tidings.backends.redis.client import check_url
 from tidings.core.settings import Settings
+from tidings.errors import BackendError
 from tidings.providers.registry import PROVIDERS
 
 PREFIX = "TIDINGS"
@@ -45,11 +46,13 @@ def load(
     except ValidationError as exc:
         raise ConfigError(_explain(exc)) from None
     validate_providers(settings)
-    if settings.database.startswith(REDIS_SCHEMES):
-        try:
+    try:
+        if settings.database.startswith(REDIS_SCHEMES):
             check_url(settings.database)
-        except ValueError as exc:
-            raise ConfigError(f"invalid configuration: database: {exc}") from None
+        else:
+            sqlite_path(settings.database)
+    except (ValueError, BackendError) as exc:
+        raise ConfigError(f"invalid configuration: database: {exc}") from None
     return settings
 
 
@@ -111,11 +114,11 @@ def validate_providers(settings: Settings) -> None:
             raise ConfigError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
     for channel, names in (("sms", settings.verify.sms_providers), ("email", settings.verify.email_providers)):
         for name in names:
-            if PROVIDERS[name].channel != channel:
-                serving = sorted(known for known, cls in PROVIDERS.items() if cls.channel == channel)
+            if channel not in PROVIDERS[name].channels:
+                serving = sorted(known for known, cls in PROVIDERS.items() if channel in cls.channels)
                 raise ConfigError(
-                    f"verify.{channel}_providers: {name!r} sends {PROVIDERS[name].channel}, not {channel};"
-                    f" {channel} providers: {', '.join(serving)}"
+                    f"verify.{channel}_providers: {name!r} does not send {channel}; {channel} providers:"
+                    f" {', '.join(serving)}"
                 )
     for name in sorted(named):
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tidings.backends.local import LocalNodes, LocalRelay
 from tidings.backends.redis import open_redis
+from tidings.backends.redis.client import redacted
 from tidings.backends.redis.nodes import RedisNodes, RedisRelay
 from tidings.backends.sqlite.db import Database
 from tidings.backends.sqlite.push import SqlitePush
@@ -40,7 +41,9 @@ class Backend:
 def sqlite_path(url: str) -> Path:
     """``sqlite:///./tidings.db`` is relative to the working directory; ``sqlite:////var/lib/t.db`` is absolute."""
     if not url.startswith("sqlite:///"):
-        raise BackendError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db or redis://host:port/db")
+        raise BackendError(
+            f"unsupported database URL {redacted(url)!r}: use sqlite:///path/to/file.db or redis://host:port/db"
+        )
     path = url.removeprefix("sqlite:///")
     if not path or path == ":memory:":
         raise BackendError("the SQLite database must be a file, so that queued jobs survive a restart")

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from typing import Annotated
+from types import UnionType
+from typing import Annotated, Union, get_args, get_origin
 
 import phonenumbers
 from pydantic import (
@@ -36,16 +37,33 @@ Country = Annotated[str, AfterValidator(_country)]
 """An ISO 3166 alpha-2 code, as ``phonenumbers`` names regions (``CN``, ``US``); any case, kept upper."""
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+class NumbersAreNotTruths(BaseModel):
+    """``ttl = true`` is a mistake, not one second, which is what pydantic would make of it."""
 
     @field_validator("*", mode="before")
     @classmethod
     def _no_truth_for_numbers(cls, value: object, info: ValidationInfo) -> object:
-        """``ttl = true`` is a mistake, not one second, which is what pydantic would make of it."""
-        if isinstance(value, bool) and info.field_name and cls.model_fields[info.field_name].annotation in (int, float):
-            raise ValueError("must be a number, not true or false")
+        if info.field_name and _wants_number(cls.model_fields[info.field_name].annotation):
+            values = value.values() if isinstance(value, dict) else [value]  # tables of numbers too
+            if any(isinstance(item, bool) for item in values):
+                raise ValueError("must be a number, not true or false")
         return value
+
+
+def _wants_number(annotation: object) -> bool:
+    """``int`` or ``float``, optional or not, or a table of them (``dict[Country, int]``)."""
+    origin = get_origin(annotation)
+    if origin is dict:
+        return _wants_number(get_args(annotation)[1])
+    if origin is Annotated:
+        return _wants_number(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return any(_wants_number(option) for option in get_args(annotation) if option is not type(None))
+    return annotation in (int, float)
+
+
+class Section(NumbersAreNotTruths):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class TestNumber(Section):

@@ -1,4 +1,4 @@
-"""What every provider is: a name, a channel, its settings, and one ``send`` that returns a typed outcome.
+"""What every provider is: a name, the channels it serves, its settings, and one ``send`` that returns a typed outcome.
 
 A provider builds one HTTP request (or SMTP message) and reads the answer into ``Delivered``, ``Transient`` or
 ``Permanent`` with the provider's own error code; the shared ``HttpClient`` owns the pooled session, the timeouts and
@@ -10,13 +10,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
+from tidings.core.settings import NumbersAreNotTruths
 from tidings.core.types import OutboundMessage, SendOutcome
 from tidings.providers.client import HttpClient
 
 
-class ProviderSettings(BaseModel):
+class ProviderSettings(NumbersAreNotTruths):
     """Settings every provider has; subclasses add their own. Secrets are ``SecretStr`` so they never print."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
@@ -31,14 +32,15 @@ class ProviderSettings(BaseModel):
     @classmethod
     def _web_address(cls, value: str) -> str:
         """A typo would otherwise show only as sends that fail with ``connection_error``."""
-        if value and not value.startswith(("http://", "https://")):
+        if value and not value.lower().startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value
 
 
 class Provider(ABC):
     name: ClassVar[str]
-    channel: ClassVar[str] = "sms"
+    channels: ClassVar[frozenset[str]] = frozenset({"sms"})
+    """What ``verify.sms_providers`` and ``verify.email_providers`` may name it for."""
     Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
     sends_for_real: ClassVar[bool] = True
 

@@ -12,6 +12,7 @@ log = logging.getLogger("tidings.console")
 
 class Console(Provider):
     name = "console"
+    channels = frozenset({"sms", "email"})  # shows any code in development
     sends_for_real = False
 
     async def send(self, message: OutboundMessage) -> SendOutcome:

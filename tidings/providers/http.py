@@ -26,7 +26,7 @@ _PLACEHOLDER = re.compile(r"\{(to|text|code|idempotency_key)\}")
 
 
 class HttpSettings(ProviderSettings):
-    url: str = Field(pattern=r"^https?://[^/\s]+")
+    url: str = Field(pattern=r"(?i)^https?://[^/\s]+")
     method: Literal["POST", "PUT", "GET"] = "POST"
     format: Literal["form", "json"] = "form"
     """How the body is sent; with GET it always goes in the query string."""
@@ -39,6 +39,7 @@ class HttpSettings(ProviderSettings):
 
 class GenericHttp(Provider):
     name = "http"
+    channels = frozenset({"sms", "email"})  # a URL that takes {to} and {text}: an SMS or an email API
     Settings: ClassVar[type[ProviderSettings]] = HttpSettings
     settings: HttpSettings
 

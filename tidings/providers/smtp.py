@@ -34,7 +34,7 @@ class SmtpSettings(ProviderSettings):
 
 class Smtp(Provider):
     name = "smtp"
-    channel = "email"
+    channels = frozenset({"email"})
     Settings: ClassVar[type[ProviderSettings]] = SmtpSettings
     settings: SmtpSettings
 

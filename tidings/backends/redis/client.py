@@ -66,9 +66,12 @@ def check_url(url: str) -> None:
     try:
         parse_url(url)
     except ValueError as exc:
-        raise ValueError(f"{redacted(url)} is not a usable Redis URL: {exc}") from None
-    path = URL(url).path
-    if url.startswith(("redis://", "rediss://")) and path not in ("", "/") and not path[1:].isdigit():
+        # redis-py's reason may quote the URL, password and all, when a / ? or # in the password cut it short.
+        reason = "percent-encode any / ? # or @ in its password" if "@" in url else str(exc)
+        raise ValueError(f"{redacted(url)} is not a usable Redis URL: {reason}") from None
+    parsed = URL(url)
+    database = parsed.path.strip("/")
+    if parsed.scheme in ("redis", "rediss") and database and not database.isdigit() and "db" not in parsed.query:
         raise ValueError(f"{redacted(url)}: the Redis database must be a number, as in redis://host:6379/0")
 
 
