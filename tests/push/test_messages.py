@@ -19,7 +19,7 @@ async def test_each_recipient_gets_exactly_one_signed_delivery(serve, receiver):
     names = [f"user-{n}" for n in range(200)]
     await subscribe(api, hooks, names)
     sent = await api.post(
-        "/v1/messages", {"to": names, "title": " Hello", "body": "World\n", "data": {"k": "v"}, "channels": ["webhook"]}
+        "/v1/messages", {"to": names, "title": " Hello", "body": "World ", "data": {"k": "v"}, "channels": ["webhook"]}
     )
     assert sent.status == 202 and sent.body["recipients"] == 200 and sent.body["status"] == "queued"
     done = await finished(api, sent.body["id"])
@@ -30,7 +30,7 @@ async def test_each_recipient_gets_exactly_one_signed_delivery(serve, receiver):
         assert hook.verified is True
         event = json.loads(hook.body)
         assert event["id"] == sent.body["id"] and event["subscriber_id"] == path.removeprefix("/hook/")
-        assert (event["title"], event["body"], event["data"]) == (" Hello", "World\n", {"k": "v"}), "as sent"
+        assert (event["title"], event["body"], event["data"]) == (" Hello", "World ", {"k": "v"}), "as sent"
     assert len({hook.id for hook in hooks.receiver.received}) == 200
 
 

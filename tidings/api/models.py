@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tidings.core.otp import MAX_CODE_LENGTH, MIN_CODE_LENGTH
 from tidings.core.types import Channel, Status, Verification, rfc3339
@@ -14,9 +15,24 @@ from tidings.ports import ApiKey, Node
 
 class Body(BaseModel):
     """A request body. A rule across fields raises ``InvalidInput`` naming the field, which pydantic lets through
-    (it wraps only ``ValueError``, whose error has no field)."""
+    (it wraps only ``ValueError``, whose error has no field). A field it does not know is refused: a misspelt
+    option would otherwise ship the wrong behaviour with a 2xx."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not hold control characters (U+0000-U+001F, U+007F) such as a line break or a tab")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_printable), Field(json_schema_extra={"pattern": "^[^\\x00-\\x1f\\x7f]*$"})]
+"""Text that reaches a person (an SMS, an email, a notification) or a log line: a line break there could make a
+message say what its sender did not write (``"Your Bank\\nCall +44... now"``) or forge a log line."""
 
 
 class StartVerification(Body):
@@ -25,8 +41,8 @@ class StartVerification(Body):
     """``null`` means the default too."""
     locale: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
     code_length: int | None = Field(None, ge=MIN_CODE_LENGTH, le=MAX_CODE_LENGTH, strict=True)  # not "6" or true
-    template: str | None = Field(None, max_length=64)
-    app_name: str | None = Field(None, min_length=1, max_length=64)
+    template: Text | None = Field(None, max_length=64)
+    app_name: Text | None = Field(None, min_length=1, max_length=64)
 
     @field_validator("channel", mode="before")
     @classmethod
@@ -93,7 +109,7 @@ class ErrorOut(BaseModel):
 
 
 class NewKey(Body):
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     scopes: list[Literal["send", "read", "admin"]] = Field(min_length=1)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from yarl import URL
 
-from tidings.api.models import Body
+from tidings.api.models import Body, Text
 from tidings.core.push import (
     MAX_DATA_BYTES,
     MAX_RECIPIENTS,
@@ -64,7 +64,7 @@ ChannelIn = Annotated[WebhookChannelIn | WebPushChannelIn | AddressChannelIn, Fi
 
 
 class SubscriberIn(Body):
-    name: str | None = Field(None, max_length=200)
+    name: Text | None = Field(None, max_length=200)
     locale: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
     phone: str | None = Field(None, min_length=1, max_length=32)
     email: str | None = Field(None, min_length=3, max_length=320)
@@ -174,8 +174,8 @@ class MessageIn(Body):
 
     to: list[Id] | None = Field(None, min_length=1, max_length=MAX_RECIPIENTS)
     topic: Id | None = None
-    title: str | None = Field(None, max_length=1000)
-    body: str | None = Field(None, max_length=10_000)
+    title: Text | None = Field(None, max_length=1000)
+    body: Text | None = Field(None, max_length=10_000)
     data: dict[str, Any] | None = None
     channels: list[ChannelType] | None = Field(None, min_length=1)
     priority: Literal["high", "normal", "low"] = "normal"

@@ -3,12 +3,13 @@ OpenAPI document all come from the same declaration."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import difflib
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tidings.api import idempotency
 from tidings.api.auth import authorize
@@ -72,7 +73,15 @@ def _wrap(endpoint: Endpoint) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         if endpoint.scope is not None:
             request[CALLER] = await authorize(request, endpoint.scope)
-        args = () if endpoint.body is None else (await parse(request, endpoint.body),)
+        unknown = sorted(set(request.query) - endpoint.query.keys())
+        if unknown:
+            raise unknown_field(unknown[0], endpoint.query, f"the query parameter `{unknown[0]}`")
+        if endpoint.body is not None:
+            args: tuple[Any, ...] = (await parse(request, endpoint.body),)
+        else:
+            args = ()
+            if request.body_exists and request.method not in ("GET", "HEAD"):
+                await parse(request, NoBody)  # ``{}`` is taken; a field would be ignored, so it is refused
         idempotency_key = request.headers.get("Idempotency-Key")
         if idempotency_key is None or endpoint.scope is None or request.method in ("GET", "HEAD"):
             return await endpoint.handler(request, *args)
@@ -80,6 +89,12 @@ def _wrap(endpoint: Endpoint) -> Handler:
 
     handle.__name__ = endpoint.handler.__name__
     return handle
+
+
+class NoBody(BaseModel):
+    """What an endpoint that takes no body accepts: nothing, or an empty JSON object."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def json(model: BaseModel, status: int = 200) -> web.Response:
@@ -104,14 +119,48 @@ async def parse(request: web.Request, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise _invalid(exc, model) from None
 
 
-def _invalid(exc: ValidationError) -> InvalidInput:
-    first = exc.errors(include_url=False)[0]
+def _invalid(exc: ValidationError, model: type[BaseModel]) -> InvalidInput:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
     if first["type"] == "json_invalid":
         return InvalidInput(f"the body is not valid JSON: {first['ctx'].get('error', '')}", code="invalid_json")
     if first["type"] == "model_type":
         return InvalidInput("the body must be a JSON object", code="invalid_json")
+    unknown = next((error for error in errors if error["type"] == "extra_forbidden"), None)
+    if unknown is not None:  # the likeliest mistake of all: say it first
+        where = ".".join(str(part) for part in unknown["loc"])
+        return unknown_field(where, _field_names(model), f"`{where}`")
     where = ".".join(str(part) for part in first["loc"])
-    return InvalidInput(f"{where}: {first['msg']}" if where else first["msg"], field=where or None)
+    message = first["msg"].removeprefix("Value error, ")
+    return InvalidInput(f"{where}: {message}" if where else message, field=where or None)
+
+
+def unknown_field(name: str, known: Iterable[str], what: str) -> InvalidInput:
+    """400 ``unknown_field``, naming the known field that ``name`` was most likely meant to be."""
+    last = name.rpartition(".")[2]
+    close = difflib.get_close_matches(last, sorted(known), n=1, cutoff=0.6)
+    hint = f"; did you mean `{close[0]}`?" if close else ""
+    details = {"did_you_mean": close[0]} if close else {}
+    return InvalidInput(f"{what} is not known here{hint}", field=name, code="unknown_field", **details)
+
+
+def _field_names(model: type[BaseModel]) -> set[str]:
+    """The names of every field in a body, nested models included: what a misspelt name is compared with."""
+    names: set[str] = set()
+    pending: list[Any] = [model]
+    seen: set[type[BaseModel]] = set()
+    while pending:
+        annotation = pending.pop()
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if annotation in seen:
+                continue
+            seen.add(annotation)
+            for name, info in annotation.model_fields.items():
+                names.add(info.alias or name)
+                pending.append(info.annotation)
+        else:
+            pending.extend(get_args(annotation))
+    return names
