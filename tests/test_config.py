@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -33,7 +35,7 @@ def test_toml_then_environment(tmp_path):
         """
 host = "0.0.0.0"
 port = 9000
-api_key = "from-file"
+api_key = "tk_from-file-0Hc3zWq8Lr5Ty1Ux7Vb2"
 
 [verify]
 code_length = 8
@@ -56,7 +58,7 @@ allow_private_networks = true
     )
     environ = {
         "TIDINGS_PORT": "9100",
-        "TIDINGS_API_KEY": "from-env",
+        "TIDINGS_API_KEY": "tk_from-env-9Jd4Kp6Ns2Qa8Zm3Xe5",
         "TIDINGS_VERIFY_TTL": "120",
         "TIDINGS_VERIFY_ALLOWED_COUNTRIES": '["US", "GB"]',
         "TIDINGS_PROVIDERS_TWILIO_AUTH_TOKEN": "env-secret",
@@ -64,7 +66,7 @@ allow_private_networks = true
         "TIDINGS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "false",
     }
     settings = load(path, environ=environ)
-    assert (settings.host, settings.port, settings.api_key) == ("0.0.0.0", 9100, "from-env")
+    assert (settings.host, settings.port, settings.api_key) == ("0.0.0.0", 9100, "tk_from-env-9Jd4Kp6Ns2Qa8Zm3Xe5")
     assert settings.verify.code_length == 8 and settings.verify.ttl == 120
     assert settings.verify.allowed_countries == ["US", "GB"]
     assert settings.verify.test_numbers["+15005550006"].code == "123456"
@@ -76,7 +78,7 @@ allow_private_networks = true
 
 def test_environment_texts_stay_as_written_and_lists_may_be_comma_separated():
     environ = {
-        "TIDINGS_API_KEY": "12345678901234567890",
+        "TIDINGS_API_KEY": "1234567890123456789012345678901234567890",
         "TIDINGS_VERIFY_SMS_PROVIDERS": "twilio, yunpian",
         "TIDINGS_VERIFY_ALLOWED_COUNTRIES": "US",
         "TIDINGS_VERIFY_DEFAULT_REGION": "CN",
@@ -87,7 +89,7 @@ def test_environment_texts_stay_as_written_and_lists_may_be_comma_separated():
         "TIDINGS_PROVIDERS_TWILIO_FROM": "15550001111",
     }
     settings = load(None, environ=environ)
-    assert settings.api_key == "12345678901234567890"
+    assert settings.api_key == "1234567890123456789012345678901234567890"
     assert settings.verify.sms_providers == ["twilio", "yunpian"]
     assert settings.verify.allowed_countries == ["US"]
     assert settings.verify.default_region == "CN"
@@ -237,7 +239,30 @@ def test_serve_stops_at_once_when_redis_refuses_the_database(tmp_path, redis_url
     done = subprocess.run(
         [sys.executable, "-m", "tidings", "serve", "--port", "0"],
         capture_output=True, text=True, timeout=30, cwd=tmp_path,
-        env={**os.environ, "TIDINGS_DATABASE": refused, "TIDINGS_API_KEY": "k", "TIDINGS_SECRET_KEY": "s"},
+        env={**os.environ, "TIDINGS_DATABASE": refused, "TIDINGS_API_KEY": secrets.token_hex(16), "TIDINGS_SECRET_KEY": "s"},
     )  # fmt: skip
     assert done.returncode == 1
     assert "refuses" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("weak", ["short", "password1234", "a" * 64, "tk_" + "ab" * 30, "0123456789abcdef"])
+def test_a_root_key_easy_to_guess_is_refused_saying_how_to_make_one(weak):
+    with pytest.raises(ConfigError) as refused:
+        load(None, environ={"TIDINGS_API_KEY": weak})
+    message = str(refused.value)
+    assert message.startswith("invalid configuration: api_key: the root key is too easy to guess")
+    assert "secrets.token_urlsafe(32)" in message
+    assert weak not in message
+
+
+@pytest.mark.parametrize(
+    "strong",
+    [
+        "tk_" + secrets.token_urlsafe(32),
+        secrets.token_hex(16),  # 128 bits exactly
+        secrets.token_urlsafe(16),
+        base64.b64encode(os.urandom(24)).decode(),
+    ],
+)
+def test_a_random_root_key_of_128_bits_or_more_is_taken(strong):
+    assert load(None, environ={"TIDINGS_API_KEY": strong}).api_key == strong

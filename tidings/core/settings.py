@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import math
+import string
 from types import UnionType
 from typing import Annotated, Union, get_args, get_origin
 
@@ -208,6 +210,44 @@ class StreamsSettings(Section):
     """Default lifetime of a subscriber token."""
 
 
+ROOT_KEY_BITS = 128
+MAKE_A_KEY = """python3 -c 'import secrets; print("tk_" + secrets.token_urlsafe(32))'"""
+_ALPHABETS = tuple(
+    (frozenset(alphabet), math.log2(len(set(alphabet))))
+    for alphabet in (
+        string.digits,
+        string.hexdigits.lower(),
+        string.hexdigits.upper(),
+        string.ascii_lowercase,
+        string.ascii_lowercase + string.digits,
+        string.ascii_letters + string.digits + "-_",  # base64url, as secrets.token_urlsafe writes
+        string.ascii_letters + string.digits + "+/=",  # base64, as openssl rand -base64 writes
+        string.printable.strip() + " ",
+    )
+)
+
+
+def key_strength(key: str) -> float:
+    """Bits a guesser must cover, estimated from the key's length and the smallest usual alphabet that holds it:
+    exact for a random key (32 hex digits: 128; 22 characters of base64url: 132), generous to a chosen one, which
+    is why a key that repeats a few characters is given none."""
+    key = key.removeprefix("tk_")
+    if len(set(key)) < 8:
+        return 0.0
+    characters = set(key)
+    per_character = next((bits for alphabet, bits in _ALPHABETS if characters <= alphabet), 8.0)
+    return len(key) * per_character
+
+
+def _strong_root_key(key: str | None) -> str | None:
+    if key is not None and key_strength(key) < ROOT_KEY_BITS:
+        raise ValueError(
+            f"the root key is too easy to guess (about {key_strength(key):.0f} bits, at least {ROOT_KEY_BITS} needed):"
+            f" make one with {MAKE_A_KEY}"
+        )
+    return key
+
+
 class Settings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -215,7 +255,8 @@ class Settings(Section):
     role: str = Field("all", pattern="^(all|api|worker)$")
     """What this process does: ``api`` answers requests and holds live streams, ``worker`` sends, ``all`` both.
     Separate roles share a queue, so they need Redis."""
-    api_key: str | None = None
+    api_key: Annotated[str | None, AfterValidator(_strong_root_key)] = None
+    """The root key (admin scope); at least 128 bits, as a random key has and a chosen word has not."""
     secret_key: str | None = None
     """Seals codes at rest. Without one, a random secret is kept in a file beside the database."""
     log_level: str = Field("INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
