@@ -5,6 +5,7 @@ TidingsError
  ├── Unauthorized      401  no key, or an unknown one
  ├── Forbidden         403  the key lacks the scope
  ├── NotFound          404  unknown id, or a verification that can no longer be checked
+ ├── RequestTimeout    408  the body did not arrive within ``body_timeout``
  ├── Conflict          409
  ├── PayloadTooLarge   413  the body is over ``max_body_size``
  ├── UnsupportedMediaType 415  the body is not JSON
@@ -60,6 +61,11 @@ class Forbidden(TidingsError):
 class NotFound(TidingsError):
     status = 404
     code = "not_found"
+
+
+class RequestTimeout(TidingsError):
+    status = 408
+    code = "request_timeout"
 
 
 class Conflict(TidingsError):

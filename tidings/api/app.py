@@ -92,7 +92,12 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
             backend.push,
             people,
             Messages(settings, backend.push, people),
-            Hub(settings.streams.buffer, _stream_capacity(settings)),
+            Hub(
+                settings.streams.buffer,
+                _stream_capacity(settings),
+                settings.streams.max_per_subscriber,
+                settings.streams.max_per_token,
+            ),
             Tokens(backend.secret),
             application_server_key(vapid),
             backend.nodes,

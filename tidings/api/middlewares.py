@@ -84,6 +84,10 @@ async def handle_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except Exception:
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
         response = error_response(TidingsError("something went wrong on our side; it has been logged"))
+    if response.status == 408:  # the rest of the body may still be trickling in: answer, then hang up at once
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()
     _count(request, response.status, time.perf_counter() - started)
     return response
 

@@ -16,6 +16,7 @@ _ERRORS = {
     401: "No API key, or an unknown one.",
     403: "The API key lacks the scope.",
     404: "Unknown id; `error.code` says why.",
+    408: "The body did not arrive within `body_timeout`.",
     409: "Conflict with the current state.",
     413: "The body is too large.",
     415: "The body is not JSON.",
@@ -106,7 +107,7 @@ def _errors(endpoint: Endpoint) -> set[int]:
     if endpoint.scope is not None:
         errors |= {401, 403, 503}  # 503: the store is down
     if endpoint.body is not None:
-        errors |= {400, 413, 415}
+        errors |= {400, 408, 413, 415}
     if _idempotent(endpoint):
         errors |= {409, 422}  # an Idempotency-Key still in use, or reused with another body
     return errors

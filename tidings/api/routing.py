@@ -3,6 +3,7 @@ OpenAPI document all come from the same declaration."""
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tidings.api import idempotency
 from tidings.api.auth import authorize
 from tidings.api.state import CALLER, STATE
-from tidings.errors import InvalidInput, UnsupportedMediaType
+from tidings.errors import InvalidInput, RequestTimeout, UnsupportedMediaType
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
@@ -115,11 +116,20 @@ async def parse(request: web.Request, model: type[BaseModel]) -> Any:
             f"send the body as JSON with `Content-Type: application/json` (got {request.content_type!r})"
         )
     else:
-        raw = await request.read()
+        raw = await _read(request)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise _invalid(exc, model) from None
+
+
+async def _read(request: web.Request) -> bytes:
+    timeout = request.app[STATE].settings.body_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {timeout:g} s") from None
 
 
 def _invalid(exc: ValidationError, model: type[BaseModel]) -> InvalidInput:

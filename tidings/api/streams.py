@@ -20,7 +20,7 @@ from tidings.api.routing import Router
 from tidings.api.state import STATE, State
 from tidings.channels.stream import Listener, StreamEvent
 from tidings.core.push import NAME, Message
-from tidings.errors import InvalidInput, NotFound, Unauthorized, Unavailable
+from tidings.errors import InvalidInput, NotFound, RateLimited, Unauthorized, Unavailable
 from tidings.messages import encode
 from tidings.subscribers import checked_id
 
@@ -40,12 +40,12 @@ OPENING = b"retry: 2000\n"
     summary="Server-Sent Events: the subscriber's messages, live (API key with `read`, or `?token=`)",
     scope=None,
     tag=TAG,
-    errors=(400, 401, 403, 404, 503),
+    errors=(400, 401, 403, 404, 429, 503),
     query={**AUTH, "since": f"{SINCE} `Last-Event-ID` does the same."},
 )
 async def sse(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    subscriber_id = await _authorized(request)
+    subscriber_id, token = await _authorized(request)
     if "Last-Event-ID" in request.headers:
         since = _since(request.headers["Last-Event-ID"], "Last-Event-ID")
     else:
@@ -56,7 +56,7 @@ async def sse(request: web.Request) -> web.StreamResponse:
     if request.version >= (1, 1):
         response.enable_chunked_encoding()  # said here, so that live events can be framed the same way
     kind = "sse-chunked" if response.chunked else "sse"
-    async with _listening(request, subscriber_id, kind) as listener:
+    async with _listening(request, subscriber_id, kind, token) as listener:
         missed = await _missed(state, subscriber_id, since)
         await response.prepare(request)
         await response.write(OPENING + b"".join(_event(message).framed("sse") for message in missed))
@@ -71,15 +71,15 @@ async def sse(request: web.Request) -> web.StreamResponse:
     summary="WebSocket: the subscriber's messages, live, one JSON text frame each (`?since=` to replay)",
     scope=None,
     tag=TAG,
-    errors=(400, 401, 403, 404, 503),
+    errors=(400, 401, 403, 404, 429, 503),
     query={**AUTH, "since": SINCE},
 )
 async def websocket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    subscriber_id = await _authorized(request)
+    subscriber_id, token = await _authorized(request)
     since = _since(request.query.get("since"), "since")
     ws = web.WebSocketResponse(heartbeat=state.settings.streams.heartbeat, compress=False)
-    async with _listening(request, subscriber_id, "ws") as listener:
+    async with _listening(request, subscriber_id, "ws", token) as listener:
         missed = await _missed(state, subscriber_id, since)
         await ws.prepare(request)
         for message in missed:
@@ -91,11 +91,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 @contextlib.asynccontextmanager
-async def _listening(request: web.Request, subscriber_id: str, kind: str) -> AsyncIterator[Listener]:
+async def _listening(request: web.Request, subscriber_id: str, kind: str, token: str | None) -> AsyncIterator[Listener]:
     """Registered before the cache is read, so nothing sent meanwhile is missed; gone when the stream ends."""
     hub = request.app[STATE].hub
     assert request.transport is not None
-    listener = hub.listen(subscriber_id, request.transport, kind)
+    listener = hub.listen(subscriber_id, request.transport, kind, token)
     try:
         yield listener
     except ConnectionError:  # the client went away while its replay was being written
@@ -104,15 +104,19 @@ async def _listening(request: web.Request, subscriber_id: str, kind: str) -> Asy
         hub.leave(listener)
 
 
-async def _authorized(request: web.Request) -> str:
-    """The subscriber id, if the caller may read its stream: a key with ``read``, or that subscriber's token."""
+async def _authorized(request: web.Request) -> tuple[str, str | None]:
+    """The subscriber id, if the caller may open one more of its streams (a key with ``read``, or that subscriber's
+    token), and the token it came with. Checked after the last wait, so that the stream is registered before any
+    other request can take the room it was given."""
     state = request.app[STATE]
     subscriber_id = checked_id(request.match_info["id"])
     header = request.headers.get("Authorization", "")
     presented = request.query.get("token") or header.partition(" ")[2].strip()
+    token = None
     if presented.startswith("stk_"):
         if state.tokens.subscriber(presented, time.time()) != subscriber_id:
             raise Unauthorized("the subscriber token is not valid for this stream", code="invalid_token")
+        token = presented
     elif "token" in request.query:
         raise Unauthorized("`token` takes a subscriber token (stk_...)", code="invalid_token")
     else:
@@ -125,7 +129,10 @@ async def _authorized(request: web.Request) -> str:
             code="too_many_streams",
             retry_after=5,
         )
-    return subscriber_id
+    crowded = state.hub.crowded(subscriber_id, token)
+    if crowded is not None:
+        raise RateLimited(f"{crowded}; close one first", code="stream_limit_reached", retry_after=5)
+    return subscriber_id, token
 
 
 def _since(raw: str | None, name: str) -> str | None:

@@ -74,12 +74,16 @@ class Listener:
     """One open connection. Until ``go_live`` (while the handler replays the cache) events are held back, so the
     replay and the live events arrive in order and each once."""
 
-    __slots__ = ("_held", "_limit", "cut", "done", "kind", "subscriber_id", "transport")
+    __slots__ = ("_held", "_limit", "cut", "done", "kind", "subscriber_id", "token", "transport")
 
-    def __init__(self, subscriber_id: str, transport: asyncio.Transport, kind: str, limit: int) -> None:
+    def __init__(
+        self, subscriber_id: str, transport: asyncio.Transport, kind: str, limit: int, token: str | None = None
+    ) -> None:
         self.subscriber_id = subscriber_id
         self.transport = transport
         self.kind = kind
+        self.token = token
+        """The subscriber token it was opened with, if any."""
         self._limit = limit
         self._held: list[StreamEvent] | None = []
         self.cut = False
@@ -123,11 +127,15 @@ class Listener:
 class Hub:
     """The live connections of this process, by subscriber."""
 
-    def __init__(self, buffer: int, capacity: int) -> None:
+    def __init__(self, buffer: int, capacity: int, per_subscriber: int = 0, per_token: int = 0) -> None:
         self.buffer = buffer
         self.capacity = capacity
         """Connections this process holds at most."""
+        self.per_subscriber = per_subscriber
+        self.per_token = per_token
+        """Connections one subscriber, and one subscriber token, hold at most (0: no cap)."""
         self._listeners: dict[str, set[Listener]] = {}
+        self._by_token: dict[str, int] = {}
         self.connections = 0
         self.dropped = 0
         """Connections cut for falling behind, since the start."""
@@ -136,9 +144,20 @@ class Hub:
     def full(self) -> bool:
         return self.connections >= self.capacity
 
-    def listen(self, subscriber_id: str, transport: asyncio.Transport, kind: str) -> Listener:
-        listener = Listener(subscriber_id, transport, kind, self.buffer)
+    def crowded(self, subscriber_id: str, token: str | None) -> str | None:
+        """Why one more connection of this subscriber (with this token) is refused, or None: one client must not
+        hold every file the process has."""
+        if self.per_subscriber and len(self._listeners.get(subscriber_id, ())) >= self.per_subscriber:
+            return f"subscriber {subscriber_id!r} already holds {self.per_subscriber} streams"
+        if token is not None and self.per_token and self._by_token.get(token, 0) >= self.per_token:
+            return f"this subscriber token already holds {self.per_token} streams"
+        return None
+
+    def listen(self, subscriber_id: str, transport: asyncio.Transport, kind: str, token: str | None = None) -> Listener:
+        listener = Listener(subscriber_id, transport, kind, self.buffer, token)
         self._listeners.setdefault(subscriber_id, set()).add(listener)
+        if token is not None:
+            self._by_token[token] = self._by_token.get(token, 0) + 1
         self.connections += 1
         return listener
 
@@ -150,6 +169,10 @@ class Hub:
             self.connections -= 1
             if not listeners:
                 del self._listeners[listener.subscriber_id]
+            if listener.token is not None:
+                left = self._by_token.pop(listener.token) - 1
+                if left:
+                    self._by_token[listener.token] = left
 
     def publish(self, subscriber_ids: tuple[str, ...] | list[str], event: StreamEvent) -> int:
         """Write ``event`` to every connection of these subscribers; returns how many took it."""

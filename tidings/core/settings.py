@@ -208,6 +208,11 @@ class StreamsSettings(Section):
     """Streams one process holds at most (then 503); 0 is the open-file limit less a reserve for the API."""
     token_ttl: float = Field(3600, gt=0, le=7 * 86400)
     """Default lifetime of a subscriber token."""
+    max_per_subscriber: int = Field(20, ge=0)
+    """Streams one subscriber holds at once on one process (then 429); 0 is no cap."""
+    max_per_token: int = Field(10, ge=0)
+    """Streams opened with one subscriber token held at once on one process (then 429); 0 is no cap. A token is
+    given to a browser, whose tabs each open one."""
 
 
 ROOT_KEY_BITS = 128
@@ -265,6 +270,9 @@ class Settings(Section):
     """One log line per request; off by default because it costs a noticeable share of a request."""
     max_body_size: int = Field(2 * 1024 * 1024, ge=1024)
     """Room for a message to 10,000 recipients with ids of 128 characters (1.3 MB)."""
+    body_timeout: float = Field(30, gt=0, le=3600)
+    """Seconds a request's body may take to arrive, whole: a client trickling one holds a connection no longer.
+    (Request heads have no such timeout in tidings: see docs/proxy.md.)"""
     trusted_proxies: list[str] = []
     """Peers (addresses or CIDR networks) whose ``X-Forwarded-For`` is believed."""
     default_region: Country | None = None
