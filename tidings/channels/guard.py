@@ -3,7 +3,8 @@ in, a cloud metadata service or an admin page on loopback.
 
 Checked twice: when a URL is registered (``check_url``, for a clear refusal), and again at every connection
 (``GuardedResolver``), since a name can resolve to a public address at registration and to a private one later (DNS
-rebinding). aiohttp does not consult the resolver for an IP literal, so the webhook sender checks those itself.
+rebinding). aiohttp does not consult the resolver for an IP literal, so ``OutsideClient`` checks those itself, and
+it follows no redirect, which would lead where neither check looked.
 """
 
 from __future__ import annotations
@@ -144,21 +145,29 @@ class GuardedResolver(AbstractResolver):
             self._resolver = None
 
 
-class GuardedClient(HttpClient):
-    """An HTTP client that cannot reach a private address. Names are checked by its resolver, at connection time
-    (so a DNS answer that changed since the subscription cannot slip through); aiohttp does not ask the resolver
-    about an IP literal, so those are checked here."""
+class OutsideClient(HttpClient):
+    """The one client for URLs that callers give (webhooks, Web Push, and any channel to come).
 
-    def __init__(self, timeout: float) -> None:
-        super().__init__(timeout, resolver=GuardedResolver())
+    It follows no redirect: a public URL answering ``307 Location: http://169.254.169.254/...`` would otherwise get
+    the request through to where the guard below never looked. A redirect is a final answer, ``Permanent``, since
+    asking again gets it again. Unless private networks are allowed, it cannot reach a private address either: names
+    are checked by its resolver at connection time (so a DNS answer that changed since the subscription cannot slip
+    through), and IP literals here, since aiohttp does not ask the resolver about them."""
+
+    def __init__(self, timeout: float, allow_private: bool = False) -> None:
+        super().__init__(timeout, resolver=None if allow_private else GuardedResolver())
+        self.allow_private = allow_private
 
     async def request(self, method: str, url: str, **options: Any) -> Response | Transient | Permanent:
         host = URL(url).host or ""
-        if is_literal(host) and not is_public(host):
+        if not self.allow_private and is_literal(host) and not is_public(host):
             return Permanent(PrivateAddress.error, f"{host} is not a public address")
-        return await super().request(method, url, **options)
+        answer = await super().request(method, url, **{**options, "allow_redirects": False})
+        if isinstance(answer, Response) and 300 <= answer.status < 400:
+            return Permanent(f"http_{answer.status}", "redirects are not followed: register the final URL")
+        return answer
 
 
 def guarded_client(timeout: float, allow_private: bool) -> HttpClient:
-    """The client webhooks and Web Push go through: one that cannot reach a private address, unless allowed."""
-    return HttpClient(timeout) if allow_private else GuardedClient(timeout)
+    """The client webhooks and Web Push go through (see ``OutsideClient``)."""
+    return OutsideClient(timeout, allow_private)

@@ -89,8 +89,8 @@ class Webhooks:
         breaker_cooldown: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``http`` should come from ``channels.guard.guarded_client``: this sender checks IP literals only, and
-        relies on the client's resolver to keep names off private addresses."""
+        """``http`` should come from ``channels.guard.guarded_client``, which keeps it off private addresses and
+        follows no redirect."""
         self.http = http
         self.per_host_concurrency = per_host_concurrency
         self.breaker_threshold = breaker_threshold
@@ -190,13 +190,11 @@ class Webhooks:
             "Content-Type": "application/json",
             "User-Agent": "tidings",
         }
-        answer = await self.http.request("POST", call.url, data=call.body, headers=headers, allow_redirects=False)
+        answer = await self.http.request("POST", call.url, data=call.body, headers=headers)
         if isinstance(answer, Transient | Permanent):
             return answer
         if answer.ok:
             return Delivered()
-        if 300 <= answer.status < 400:
-            return Permanent(f"http_{answer.status}", "redirects are not followed: register the final URL")
         return outcome_for_status(answer, retry=WEBHOOK_RETRIES)
 
     def _report(self, host: Breaker, endpoint: Breaker, outcome: SendOutcome | None) -> None:
