@@ -12,6 +12,7 @@ import logging
 
 from aiohttp import web
 
+from tidings.api.access_log import AccessLogger
 from tidings.api.app import create_app
 from tidings.core.settings import Settings
 from tidings.oslimits import raise_open_files
@@ -38,6 +39,7 @@ def run(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         loop=new_loop(),
+        access_log_class=AccessLogger,
         access_log=log.getChild("access") if settings.access_log else None,
         print=lambda _: log.info("listening on http://%s:%d", settings.host, settings.port),
         shutdown_timeout=settings.dispatch.shutdown_grace,
