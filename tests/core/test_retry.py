@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidings.core.retry import Done, FailOver, GiveUp, RetryAt, RetryPolicy, backoff, decide
+from tidings.core.retry import Done, FailOver, GiveUp, RetryAt, RetryPolicy, StartOver, backoff, decide
 from tidings.core.types import Deferred, Delivered, Permanent, Transient
 
 POLICY = RetryPolicy(base_delay=1, factor=2, max_delay=300, attempts_per_lane=3)
@@ -74,3 +74,49 @@ def test_deferrals_and_give_up_time(outcome, expires_at, give_up_at, expected):
 def test_a_deferral_never_fails_over():
     decision = decide(3, Deferred("host_busy", NOW + 1), NOW, POLICY, random.Random(1), can_fail_over=True)
     assert decision == RetryAt(NOW + 1, counted=False)
+
+
+@pytest.mark.parametrize(("can_fail_over", "expected"), [(True, FailOver()), (False, RetryAt(NOW + 5, counted=False))])
+def test_a_provider_held_off_by_its_circuit_passes_the_send_to_the_next(can_fail_over, expected):
+    held_off = Deferred("circuit_open", NOW + 5, fail_over=True)
+    assert decide(1, held_off, NOW, POLICY, random.Random(1), can_fail_over=can_fail_over) == expected
+
+
+@pytest.mark.parametrize(
+    ("attempt", "outcome", "can_fail_over", "give_up_at", "expected"),
+    [
+        # the last provider's tries are over: the chain starts again, after a backoff, while time is left
+        (3, Transient("yunpian_-50"), False, NOW + 500, StartOver),
+        (3, Transient("timeout"), False, NOW + 500, StartOver),
+        # not the last provider yet: the next one first
+        (3, Transient("timeout"), True, NOW + 500, FailOver()),
+        # tries left on this provider: as before
+        (1, Transient("timeout"), False, NOW + 500, RetryAt),
+        # too late to be of use: given up, and failed with the last error
+        (3, Transient("timeout"), False, NOW + 1, GiveUp("timeout")),
+        # a refusal for good from the last provider ends it, however much time is left
+        (1, Permanent("yunpian_2"), False, NOW + 500, GiveUp("yunpian_2")),
+    ],
+)
+def test_a_code_starts_the_chain_over_until_its_last_useful_moment(
+    attempt, outcome, can_fail_over, give_up_at, expected
+):
+    decision = decide(
+        attempt,
+        outcome,
+        NOW,
+        POLICY,
+        random.Random(1),
+        expires_at=NOW + 600,
+        give_up_at=give_up_at,
+        can_fail_over=can_fail_over,
+        start_over=True,
+    )
+    if isinstance(expected, type):
+        assert isinstance(decision, expected) and NOW < decision.when <= NOW + 4
+    else:
+        assert decision == expected
+
+
+def test_without_start_over_the_last_provider_gives_up_as_before():
+    assert decide(3, Transient("timeout"), NOW, POLICY, random.Random(1), give_up_at=NOW + 500) == GiveUp("timeout")

@@ -157,3 +157,58 @@ async def test_the_queue_depth_metric_goes_back_to_zero(serve, yunpian_emulator)
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the drained lane still shows its last depth")
+
+
+async def settled(api, ids: list[str], timeout: float = 30.0) -> dict[str, str]:
+    """Each verification's status once none is waiting for its code any more (delivered or given up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = {id: await status_of(api, id) for id in ids}
+        if time.monotonic() > deadline or all(status != "pending" for status in statuses.values()):
+            return statuses
+        await asyncio.sleep(0.2)
+
+
+async def test_a_flaky_provider_loses_no_code(serve, yunpian_emulator):
+    """A provider failing 30% of requests: every code gets through, in its own time, none ends failed."""
+    sms = await yunpian_emulator(failure_rate=0.3, seed=7)
+    config = yunpian_config(sms.url)
+    config["dispatch"] = {"breaker_cooldown": 0.2}
+    config["providers"]["yunpian"]["batch_size"] = 1
+    api = await serve(config)
+    numbers = [f"+86138{n:08d}" for n in range(200)]
+    started = [await api.post("/v1/verifications", {"to": number}) for number in numbers]
+    assert {answer.status for answer in started} == {201}
+    await eventually(lambda: all(sms.texts(number) for number in numbers), timeout=60)
+    statuses = {await status_of(api, answer.body["id"]) for answer in started}
+    assert statuses == {"pending"}, "delivered, not failed"
+    assert sms.emulator.requests > 200 * 1.3, "with as many failures as were asked for"
+
+
+async def test_codes_started_while_the_provider_is_down_are_sent_when_it_returns(serve, yunpian_emulator):
+    sms = await yunpian_emulator()
+    config = yunpian_config(sms.url)
+    config["dispatch"] = {"breaker_threshold": 3, "breaker_cooldown": 0.2}
+    api = await serve(config)
+    sms.emulator.outage(3.0)
+    numbers = [f"+86139{n:08d}" for n in range(50)]
+    started = [await api.post("/v1/verifications", {"to": number}) for number in numbers]
+    await asyncio.sleep(2.0)
+    assert not any(sms.texts(number) for number in numbers)
+    during = sms.emulator.requests
+    assert during < 50, "an open circuit holds sends back: probes go, not every retry of every code"
+    await eventually(lambda: all(sms.texts(number) for number in numbers), timeout=20)
+    assert {await status_of(api, answer.body["id"]) for answer in started} == {"pending"}
+
+
+async def test_a_code_is_given_up_shortly_before_it_expires(serve, yunpian_emulator):
+    """Tried until a fifth of its life is left (at most 20 s before it expires), then failed with the last error."""
+    sms = await yunpian_emulator(failure_rate=1.0)
+    api = await serve(yunpian_config(sms.url, ttl=6.0))
+    started = await api.post("/v1/verifications", {"to": NUMBER})
+    id = started.body["id"]
+    statuses = await settled(api, [id], timeout=10)
+    assert statuses[id] == "failed"
+    assert sms.emulator.requests >= 3, "tried several times first"
+    read = await api.get(f"/v1/verifications/{id}")
+    assert read.body["updated_at"] < read.body["expires_at"]

@@ -22,6 +22,7 @@ from tidings.channels.stream import Hub, Streams
 from tidings.channels.webhook import Webhooks
 from tidings.channels.webpush import WebPush, application_server_key, vapid_key
 from tidings.core import push
+from tidings.core.breaker import Breaker
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
 from tidings.core.tokens import Tokens
@@ -168,10 +169,12 @@ def _lanes(settings: Settings, http: HttpClient) -> dict[str, Lane]:
         provider = cls(provider_settings, http)
         if not cls.sends_for_real:
             log.warning("provider %r does not send anything: it only logs messages (development only)", name)
+        dispatch = settings.dispatch
         lanes[name] = Lane(
             provider,
-            provider_settings.concurrency or settings.dispatch.concurrency,
-            settings.dispatch.rate if provider_settings.rate is None else provider_settings.rate,
+            provider_settings.concurrency or dispatch.concurrency,
+            dispatch.rate if provider_settings.rate is None else provider_settings.rate,
+            Breaker(dispatch.breaker_threshold, dispatch.breaker_cooldown, 10 * dispatch.breaker_cooldown),
         )
     return lanes
 

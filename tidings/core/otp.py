@@ -15,6 +15,10 @@ from tidings.core.types import Job, Status, Verification
 MIN_CODE_LENGTH = 4
 MAX_CODE_LENGTH = 10
 
+LAST_USEFUL = 20.0
+"""Seconds before its expiry after which a code is no longer sent (a fifth of its life, if that is less): one that
+arrives later leaves no time to type it. Until then its send is retried."""
+
 RETENTION = 25 * 3600.0
 """Seconds a verification stays readable after it expires, and an idempotency record is kept (the contract says at
 least 24 h)."""
@@ -64,14 +68,20 @@ def generate_code(length: int) -> str:
     return str(secrets.randbelow(10**length)).zfill(length)
 
 
+def give_up_at(verification: Verification) -> float:
+    """When a send of this code stops being retried (see ``LAST_USEFUL``)."""
+    life = verification.expires_at - verification.created_at
+    return verification.expires_at - min(LAST_USEFUL, life / 5)
+
+
 def send_id(verification: Verification) -> str:
     """Each send of a verification has its own id, stable across retries: the receivers' idempotency key."""
     return f"snd_{verification.id.removeprefix('ver_')}.{verification.send_count}"
 
 
 def send_job(template: Job, verification: Verification) -> Job:
-    """The queued job for this send of ``verification``, named after it (built directly: ``dataclasses.replace``
-    costs several times as much, inside the store's transaction)."""
+    """The queued job for this send of ``verification``, named after it and retried until the code's last useful
+    moment (built directly: ``dataclasses.replace`` costs several times as much, inside the store's transaction)."""
     return Job(
         send_id(verification),
         template.kind,
@@ -81,7 +91,7 @@ def send_job(template: Job, verification: Verification) -> Job:
         template.attempts,
         template.run_at,
         verification.expires_at,
-        template.payload,
+        {**template.payload, "give_up_at": give_up_at(verification)},
     )
 
 

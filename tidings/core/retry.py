@@ -1,4 +1,4 @@
-"""When to try a send again, fail over to the next provider, or give up.
+"""When to try a send again, fail over to the next provider, start the chain over, or give up.
 
 ``decide`` is the whole policy, a pure function tested with a table of cases: exponential backoff with jitter,
 the provider's ``Retry-After`` honoured, and nothing scheduled past the message's expiry.
@@ -39,11 +39,18 @@ class FailOver:
 
 
 @dataclass(frozen=True, slots=True)
+class StartOver:
+    """Every provider of the chain has had its tries: begin again with the first one at ``when``."""
+
+    when: float
+
+
+@dataclass(frozen=True, slots=True)
 class GiveUp:
     reason: str
 
 
-Decision = Done | RetryAt | FailOver | GiveUp
+Decision = Done | RetryAt | FailOver | StartOver | GiveUp
 
 
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
@@ -62,37 +69,51 @@ def decide(
     expires_at: float | None = None,
     give_up_at: float | None = None,
     can_fail_over: bool = False,
+    start_over: bool = False,
 ) -> Decision:
     """What follows ``outcome`` of attempt number ``attempt`` (1-based) on the current provider.
 
     ``expires_at`` is when the message itself stops being worth sending (a code's validity, a push's TTL);
-    ``give_up_at`` is when the sender stops trying to get it through (a push's give-up time)."""
+    ``give_up_at`` is when the sender stops trying to get it through (a push's give-up time, a code's last useful
+    moment). ``start_over``: once the last provider has had its tries, begin the chain again rather than give up, for
+    as long as ``give_up_at`` allows; a provider that refuses for good still ends it."""
     if isinstance(outcome, Delivered):
         return Done()
     if isinstance(outcome, Deferred):
-        return _later(outcome.until, outcome.error, expires_at, give_up_at, can_fail_over=False, counted=False)
+        if outcome.fail_over and can_fail_over:
+            return FailOver()
+        return _later(RetryAt(outcome.until, counted=False), outcome.error, expires_at, give_up_at, can_fail_over=False)
     if isinstance(outcome, Permanent):
         return FailOver() if can_fail_over else GiveUp(outcome.error)
     assert isinstance(outcome, Transient)
-    if attempt >= policy.attempts_per_lane:
-        return FailOver() if can_fail_over else GiveUp(outcome.error)
     delay = backoff(attempt, policy, rng)
     if outcome.retry_after is not None:
         delay = max(delay, outcome.retry_after)
-    return _later(now + delay, outcome.error, expires_at, give_up_at, can_fail_over=can_fail_over, counted=True)
+    later: RetryAt | StartOver = RetryAt(now + delay)
+    if attempt >= policy.attempts_per_lane:
+        if can_fail_over:
+            return FailOver()
+        if not start_over:
+            return GiveUp(outcome.error)
+        later = StartOver(now + delay)
+    return _later(later, outcome.error, expires_at, give_up_at, can_fail_over=can_fail_over)
 
 
 def _later(
-    when: float,
+    later: RetryAt | StartOver,
     error: str,
     expires_at: float | None,
     give_up_at: float | None,
     *,
     can_fail_over: bool,
-    counted: bool,
 ) -> Decision:
-    if expires_at is not None and when >= expires_at:
-        return FailOver() if can_fail_over else GiveUp("expired")
-    if give_up_at is not None and when >= give_up_at:
-        return FailOver() if can_fail_over else GiveUp(error)
-    return RetryAt(when, counted)
+    """``later``, unless it comes too late: past the expiry, or past the time to give up, whichever comes first
+    (a code gives up before it expires, and fails; a push may expire before its give-up time)."""
+    deadlines = sorted(
+        ((deadline, reason) for deadline, reason in ((expires_at, "expired"), (give_up_at, error)) if deadline),
+        key=lambda passed: passed[0],
+    )
+    for deadline, reason in deadlines:
+        if later.when >= deadline:
+            return FailOver() if can_fail_over else GiveUp(reason)
+    return later

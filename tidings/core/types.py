@@ -146,6 +146,9 @@ class Deferred:
     error: str
     until: float
     message: str = ""
+    fail_over: bool = False
+    """The whole provider is held off (its circuit is open): the next provider of the chain, if any, takes the send
+    now instead of waiting."""
 
 
 SendOutcome = Delivered | Transient | Permanent | Deferred

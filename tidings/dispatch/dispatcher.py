@@ -195,15 +195,17 @@ class Dispatcher:
         task.add_done_callback(self._sends.pop)
 
     async def _send(self, lane: Lane, job: Job, message: object) -> None:
+        async def send() -> list[SendOutcome]:
+            await lane.pace()
+            try:
+                return [await lane.sender.send(message)]
+            except Exception as exc:
+                log.exception("provider %s raised on job %s", lane.name, job.id)
+                return [Transient("provider_error", type(exc).__name__)]
+
         started = time.monotonic()
         try:
-            await lane.pace()
-            outcome = await lane.sender.send(message)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("provider %s raised on job %s", lane.name, job.id)
-            outcome = Transient("provider_error", type(exc).__name__)
+            [outcome] = await lane.through_circuit(send, 1)
         finally:
             self._free(lane, 1)
         self._count(lane, [outcome], time.monotonic() - started)
@@ -211,17 +213,22 @@ class Dispatcher:
 
     async def _send_batch(self, lane: Lane, batch: list[tuple[Job, object]]) -> None:
         """Jobs leased together, handed to the provider in one call: no task or future for each of them."""
-        started = time.monotonic()
         assert isinstance(lane.sender, BatchSender)
+        sender = lane.sender
+
+        async def send() -> list[SendOutcome]:
+            try:
+                outcomes = await sender.send_many([message for _, message in batch])
+                if len(outcomes) != len(batch):
+                    raise ValueError(f"{len(outcomes)} outcomes for {len(batch)} messages")
+            except Exception as exc:
+                log.exception("provider %s raised on %d jobs", lane.name, len(batch))
+                return [Transient("provider_error", type(exc).__name__)] * len(batch)
+            return outcomes
+
+        started = time.monotonic()
         try:
-            outcomes = await lane.sender.send_many([message for _, message in batch])
-            if len(outcomes) != len(batch):
-                raise ValueError(f"{len(outcomes)} outcomes for {len(batch)} messages")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("provider %s raised on %d jobs", lane.name, len(batch))
-            outcomes = [Transient("provider_error", type(exc).__name__)] * len(batch)
+            outcomes = await lane.through_circuit(send, len(batch))
         finally:
             self._free(lane, len(batch))
         self._count(lane, outcomes, time.monotonic() - started)
@@ -258,6 +265,7 @@ class Dispatcher:
             expires_at=job.expires_at,
             give_up_at=job.payload.get("give_up_at"),
             can_fail_over=next_lane is not None,
+            start_over=job.kind == "verification",  # a code is worth sending for as long as it can be used
         )
         match decision:
             case retry.Done():
@@ -268,10 +276,17 @@ class Dispatcher:
             case retry.FailOver():
                 assert next_lane is not None
                 return Reschedule(now, next_lane, 0)
+            case retry.StartOver(when):
+                return Reschedule(when, self._first_lane(job), 0)
             case retry.GiveUp(reason):
                 # Out of time is not a refusal: the code expired, it was not refused.
                 return Drop(reason, failed=reason != "expired")
         raise AssertionError(decision)
+
+    def _first_lane(self, job: Job) -> str:
+        """The first provider of the job's failover chain that this process can send through."""
+        chain: list[str] = job.payload.get("chain", [])
+        return next((name for name in chain if name in self.lanes), job.lane)
 
     def _next_lane(self, job: Job) -> str | None:
         """The next provider of the job's failover chain that this process can send through."""

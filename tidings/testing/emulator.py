@@ -38,17 +38,25 @@ class Emulator:
     """Seed of the generator that picks which requests fail, so a run can be repeated."""
     received: list[Received] = field(default_factory=list)
     requests: int = 0
+    down_until: float = 0.0
+    """Until this ``time.monotonic()``, every request is answered with the failure: an outage (see ``outage``)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.failure_rate <= 1.0:
             raise ValueError("failure_rate is a share between 0 and 1")
         self._random = random.Random(self.seed)
 
+    def outage(self, seconds: float) -> None:
+        """Fail every request for the next ``seconds``, as a provider that is down does."""
+        self.down_until = time.monotonic() + seconds
+
     async def arrive(self) -> bool:
         """Count a request and wait the latency; True when this one is to be answered with a failure."""
         self.requests += 1
-        failing = self.requests <= self.fail_first or (
-            self.failure_rate > 0 and self._random.random() < self.failure_rate
+        failing = (
+            self.requests <= self.fail_first
+            or time.monotonic() < self.down_until
+            or (self.failure_rate > 0 and self._random.random() < self.failure_rate)
         )
         if self.latency > 0:
             await asyncio.sleep(self.latency)
@@ -71,7 +79,8 @@ EMULATOR = web.AppKey("emulator", Emulator)
 
 def application(emulator: Emulator) -> web.Application:
     """An application holding ``emulator`` under ``EMULATOR``, with routes to read and clear what it accepted from
-    another process (``GET /_emulator/received``, ``POST /_emulator/reset``); each module adds the provider's routes."""
+    another process (``GET /_emulator/received``, ``POST /_emulator/reset``) and to take it down for a while
+    (``POST /_emulator/outage?seconds=20``); each module adds the provider's routes."""
     app = web.Application()
     app[EMULATOR] = emulator
 
@@ -82,6 +91,15 @@ def application(emulator: Emulator) -> web.Application:
         emulator.reset()
         return web.json_response({"ok": True})
 
+    async def outage(request: web.Request) -> web.Response:
+        try:
+            seconds = float(request.query["seconds"])
+        except (KeyError, ValueError):
+            return web.json_response({"error": "?seconds=<number> says how long"}, status=400)
+        emulator.outage(seconds)
+        return web.json_response({"ok": True, "seconds": seconds})
+
     app.router.add_get("/_emulator/received", received)
     app.router.add_post("/_emulator/reset", reset)
+    app.router.add_post("/_emulator/outage", outage)
     return app
