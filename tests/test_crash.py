@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from tests.conftest import ROOT_KEY, free_port
 from tests.dispatch.conftest import APIKEY
@@ -101,6 +104,12 @@ concurrency = {concurrency}
         os.kill(self.process.pid, sig)
         return self.process.wait(30)
 
+    async def queued(self) -> int:
+        """Jobs in the queue, leased ones included, as ``/metrics`` tells."""
+        async with aiohttp.ClientSession() as session, session.get(f"{self.url}/metrics") as answer:
+            text = await answer.text()
+        return sum(int(float(depth)) for depth in re.findall(r"^tidings_queue_depth\{.*\} (\S+)$", text, re.MULTILINE))
+
     async def start_verifications(self, numbers: list[str]) -> None:
         headers = {"Authorization": f"Bearer {ROOT_KEY}"}
         async with aiohttp.ClientSession(self.url, headers=headers) as session:
@@ -120,6 +129,19 @@ async def wait_for(condition, timeout: float) -> None:
 async def slow_sms(run_app):
     app = yunpian.create_app(apikey=APIKEY, latency=0.2)
     return await run_app(app), app[EMULATOR]
+
+
+@pytest.fixture
+async def slow_sms_that_sends_what_it_got():
+    """The same emulator, but a request whose sender dies while it waits is still sent, as a provider that has read
+    it does (the test server drops such a request instead)."""
+    app = yunpian.create_app(apikey=APIKEY, latency=0.2)
+    runner = web.AppRunner(app, handler_cancellation=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}", app[EMULATOR]
+    await runner.cleanup()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
@@ -146,6 +168,35 @@ async def test_every_queued_code_is_sent_after_a_restart(tmp_path, slow_sms, sig
     assert duplicates <= 2, "only the sends in flight at the kill may be repeated"
     if sig == signal.SIGTERM:
         assert duplicates == 0
+
+
+async def test_a_code_sent_again_after_a_kill_carries_the_uid_of_its_first_copy(
+    tmp_path, slow_sms_that_sends_what_it_got
+):
+    """Sent one at a time, every SMS carries its job's id as Yunpian's ``uid``: a copy sent again after a crash is
+    told apart from a second code by it."""
+    url, sms = slow_sms_that_sends_what_it_got
+    numbers = [f"+86137{i:08d}" for i in range(40)]
+    server = Server(tmp_path, url, concurrency=8, extra="batch_size = 1")
+    await server.start()
+    await server.start_verifications(numbers)
+    await wait_for(lambda: len(sms.received) >= 8, 10)
+    server.stop(signal.SIGKILL)
+    restarted = Server(tmp_path, url, concurrency=8, port=server.port, extra="batch_size = 1")
+    await restarted.start()
+    try:
+        deadline = time.monotonic() + 30
+        while await restarted.queued():  # not "every number seen": copies of numbers seen may still be queued
+            assert time.monotonic() < deadline, "not in time"
+            await asyncio.sleep(0.05)
+    finally:
+        restarted.stop(signal.SIGTERM)
+    uids: dict[str, set[str | None]] = defaultdict(set)
+    for received in sms.received:
+        uids[received.to].add(received.id)
+    assert set(uids) == {number.removeprefix("+86") for number in numbers}
+    assert len(sms.received) > len(numbers), "nothing was sent twice; nothing was tested"
+    assert all(len(ids) == 1 and None not in ids for ids in uids.values()), uids
 
 
 async def test_codes_that_expired_while_down_are_not_sent(tmp_path, slow_sms):

@@ -23,8 +23,10 @@ from tidings.testing.__main__ import parse
 APIKEY = "key-1"
 
 
-def message(to: str = "+8613800138000", text: str = "【Acme】您的验证码是123456", **params: str) -> OutboundMessage:
-    return OutboundMessage(to=to, text=text, idempotency_key="snd_1.1", params={"code": "123456", **params})
+def message(
+    to: str = "+8613800138000", text: str = "【Acme】您的验证码是123456", key: str = "snd_1.1", **params: str
+) -> OutboundMessage:
+    return OutboundMessage(to=to, text=text, idempotency_key=key, params={"code": "123456", **params})
 
 
 @pytest.fixture
@@ -176,11 +178,14 @@ async def test_sends_started_together_go_in_one_multi_send(yunpian_app, provider
     numbers = [f"+86138{i:08d}" for i in range(5)] + ["+14155550100"]
     texts = [f"Your code is {i}, valid 10 min" for i in range(6)]
     pairs = list(zip(numbers, texts, strict=True))
-    outcomes = await asyncio.gather(*(sender.send(message(to=n, text=t)) for n, t in pairs))
+    outcomes = await asyncio.gather(
+        *(sender.send(message(to=n, text=t, key=f"snd_{i}.1")) for i, (n, t) in enumerate(pairs))
+    )
     assert all(isinstance(outcome, Delivered) and outcome.provider_message_id for outcome in outcomes)
     assert len({outcome.provider_message_id for outcome in outcomes}) == 6
     assert sms.state.requests == 1
     assert [(r.to, r.text) for r in sms.received] == [(yunpian.mobile(n), f"【Acme】{t}") for n, t in pairs]
+    assert [r.id for r in sms.received] == [None] * 6, "one uid per batch: no message's own would do for all"
 
 
 async def test_a_batch_is_read_number_by_number(yunpian_app, provider):
@@ -217,9 +222,10 @@ async def test_a_batch_that_fails_whole_fails_every_message(yunpian_app, provide
 async def test_batches_are_cut_at_batch_size(yunpian_app, provider):
     sms = await yunpian_app()
     sender = provider(Yunpian, base_url=sms.url, apikey=APIKEY, batch_size=4)
-    outcomes = await asyncio.gather(*(sender.send(message(to=f"+86138{i:08d}")) for i in range(10)))
+    outcomes = await asyncio.gather(*(sender.send(message(to=f"+86138{i:08d}", key=f"snd_{i}.1")) for i in range(10)))
     assert all(isinstance(outcome, Delivered) for outcome in outcomes)
     assert sms.state.requests == 3 and len(sms.received) == 10
+    assert [r.id for r in sms.received] == [None] * 10
 
 
 @pytest.mark.parametrize("batch_size", [0, 1001, "many"])
@@ -231,17 +237,18 @@ def test_a_batch_size_outside_what_yunpian_takes_is_refused(batch_size):
 async def test_batch_size_1_sends_every_message_alone(yunpian_app, provider):
     sms = await yunpian_app()
     sender = provider(Yunpian, base_url=sms.url, apikey=APIKEY, batch_size=1)
-    outcomes = await asyncio.gather(*(sender.send(message(to=f"+86138{i:08d}")) for i in range(3)))
+    outcomes = await asyncio.gather(*(sender.send(message(to=f"+86138{i:08d}", key=f"snd_{i}.1")) for i in range(3)))
     assert all(isinstance(outcome, Delivered) for outcome in outcomes)
-    assert sms.state.requests == 3 and [r.id for r in sms.received] == ["snd_1.1"] * 3
+    assert sms.state.requests == 3
+    assert {r.to: r.id for r in sms.received} == {f"138{i:08d}": f"snd_{i}.1" for i in range(3)}
 
 
 async def test_a_lone_send_goes_alone_with_its_uid(yunpian_app, provider):
     sms = await yunpian_app()
     sender = provider(Yunpian, base_url=sms.url, apikey=APIKEY)
     await sender.send(message())
-    await sender.send(message(to="+8613900139000"))
-    assert sms.state.requests == 2 and [r.id for r in sms.received] == ["snd_1.1", "snd_1.1"]
+    await sender.send(message(to="+8613900139000", key="snd_2.1"))
+    assert sms.state.requests == 2 and [r.id for r in sms.received] == ["snd_1.1", "snd_2.1"]
 
 
 @pytest.mark.parametrize(
@@ -267,6 +274,25 @@ async def test_emulator_multi_send_checks_the_lists(yunpian_app):
         async with session.post(f"{sms.url}/v2/sms/multi_send.json", data=form) as answer:
             assert answer.status == 400 and (await answer.json())["code"] == 2
     assert sms.received == []
+
+
+async def test_emulator_gives_a_multi_send_uid_to_every_number(yunpian_app):
+    """Yunpian takes one uid for a whole batch and reports it with each of the batch's messages."""
+    sms = await yunpian_app()
+    texts = ",".join(quote(f"【Acme】code {i}", safe="") for i in range(2))
+    async with aiohttp.ClientSession() as session:
+        form = {"apikey": APIKEY, "mobile": "13800138000,13900139000", "text": texts, "uid": "order-7"}
+        async with session.post(f"{sms.url}/v2/sms/multi_send.json", data=form) as answer:
+            assert answer.status == 200 and [r["code"] for r in (await answer.json())["data"]] == [0, 0]
+        form.pop("uid")
+        async with session.post(f"{sms.url}/v2/sms/multi_send.json", data=form) as answer:
+            assert answer.status == 200
+    assert [(r.to, r.id) for r in sms.received] == [
+        ("13800138000", "order-7"),
+        ("13900139000", "order-7"),
+        ("13800138000", None),
+        ("13900139000", None),
+    ]
 
 
 def test_emulator_command_line():

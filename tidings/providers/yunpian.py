@@ -7,6 +7,10 @@ A leased batch, which the dispatcher hands over in one ``send_many``, goes as on
 ``batch_size`` messages, and so do sends started one at a time in the same turn (on a lane with a rate):
 ``mobile`` and ``text`` are comma-separated lists, each text URL-encoded first, and the answer's ``data`` holds one
 result per number, in order. A lone send still goes alone, with its ``uid``, so a batch never makes a message wait.
+
+A ``multi_send`` carries no ``uid``: Yunpian takes one for a whole batch ("批量接口同一批短信只能有一个uid"), not one
+per number, and no one value is every message's own id (any message's would mark the others as copies of it). A
+message sent again after a crash carries its id only with ``batch_size = 1`` (see docs/delivery.md).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ class YunpianSettings(ProviderSettings):
     signature: str | None = None
     """Put as 【signature】 in front of a text that starts with none; the app name is used when not set."""
     batch_size: int = Field(MAX_BATCH, ge=1, le=MAX_BATCH)
-    """At most this many messages in one ``multi_send``; 1 sends every message on its own."""
+    """At most this many messages in one ``multi_send``; 1 sends every message on its own, with its ``uid``."""
 
 
 class Yunpian(Provider):

@@ -3,7 +3,8 @@ Yunpian documents them.
 
 Errors come as ``{"http_status_code", "code", "msg", "detail"}`` with that HTTP status; a ``multi_send`` answers 200
 with one result per number in ``data`` (an error's ``code``, ``msg`` and ``detail`` in its place), and an error
-for the whole request (bad apikey, lists of unequal length) as a single send does. Injected failures answer
+for the whole request (bad apikey, lists of unequal length) as a single send does. A batch has one ``uid`` at most
+("批量接口同一批短信只能有一个uid"), recorded with every number's message. Injected failures answer
 Yunpian's system error (-50, HTTP 500) for the whole request; ``same_number_interval`` turns on its per-number
 frequency limit (code 33).
 """
@@ -92,9 +93,10 @@ def create_app(apikey: str = "test-apikey", same_number_interval: float = 0.0, *
             return answer(error(400, 2, "请求参数格式错误", f"参数 mobile 格式不正确，号码个数超过{MAX_BATCH}"))
         if failing:
             return answer(error(500, -50, "未知异常", "系统出现未知的异常情况"))
+        uid = str(form.get("uid") or "") or None
         data = []
         for mobile, text in zip(mobiles, texts, strict=True):
-            result = refusal(mobile, text) or deliver(mobile, text, None)
+            result = refusal(mobile, text) or deliver(mobile, text, uid)
             if result["code"] != 0:  # a number's error stands in its place, without an HTTP status of its own
                 del result["http_status_code"]
                 result.update(count=0, fee=0, unit="RMB", mobile=mobile, sid=0)
