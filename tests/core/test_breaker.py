@@ -116,3 +116,31 @@ def test_promises(events, threshold):
             probes_out = 0
         assert probes_out <= 1
         assert 5 <= breaker.cooldown <= 60
+
+
+def test_with_a_window_a_destination_failing_now_and_then_stays_closed():
+    """30% of requests failing, in runs of up to five: the 70% that get through keep the circuit closed."""
+    breaker = Breaker(failure_threshold=16, cooldown=2, max_cooldown=10, window=20)
+    pattern = [True] * 5 + [False] * 7 + [True, False, False, True, False, False, False]  # 8 of 20 fail
+    for failed in pattern * 50:
+        breaker.failed(0) if failed else breaker.succeeded(0)
+        assert breaker.state == "closed"
+
+
+def test_with_a_window_a_destination_that_goes_down_opens_once_most_of_the_window_failed():
+    breaker = Breaker(failure_threshold=16, cooldown=2, max_cooldown=10, window=20)
+    for _ in range(20):
+        breaker.succeeded(0)
+    for n in range(1, 17):
+        assert breaker.state == "closed", n
+        breaker.failed(0)
+    assert breaker.state == "open" and breaker.allow(1) == 2
+
+
+def test_healthy_once_its_last_request_got_through():
+    breaker = Breaker(failure_threshold=3, cooldown=1, max_cooldown=2, window=10)
+    assert breaker.healthy
+    breaker.failed(0)
+    assert not breaker.healthy and breaker.failures == 1
+    breaker.succeeded(0)
+    assert breaker.healthy and breaker.failures == 1

@@ -43,6 +43,8 @@ from tidings.verification import Verifications
 log = logging.getLogger("tidings")
 ROUTERS = (verifications.router, subscribers.router, messages.router, streams.router, keys.router, ops.router)
 PURGE_EVERY = 600.0
+BREAKER_WINDOW = 20
+"""A provider's circuit judges its last 20 requests (see ``DispatchSettings.breaker_threshold``)."""
 FILES_RESERVED = 256
 """Open files kept for API requests, the database and outbound sends when streams are counted against the limit."""
 
@@ -174,7 +176,9 @@ def _lanes(settings: Settings, http: HttpClient) -> dict[str, Lane]:
             provider,
             provider_settings.concurrency or dispatch.concurrency,
             dispatch.rate if provider_settings.rate is None else provider_settings.rate,
-            Breaker(dispatch.breaker_threshold, dispatch.breaker_cooldown, 10 * dispatch.breaker_cooldown),
+            Breaker(
+                dispatch.breaker_threshold, dispatch.breaker_cooldown, 5 * dispatch.breaker_cooldown, BREAKER_WINDOW
+            ),
         )
     return lanes
 

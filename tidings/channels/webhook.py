@@ -219,8 +219,8 @@ class Webhooks:
     def _forget_if_idle(self, key: str, host: _Host, url: str) -> None:
         now = self.clock()
         endpoint = host.endpoints.get(url)
-        if endpoint is not None and endpoint.state == "closed" and endpoint.failures == 0:
+        if endpoint is not None and endpoint.healthy:
             del host.endpoints[url]
-        idle = host.users == 0 and host.breaker.state == "closed" and host.breaker.failures == 0
+        idle = host.users == 0 and host.breaker.healthy
         if idle and not host.endpoints and (host.tat is None or host.tat <= now) and self._hosts.get(key) is host:
             del self._hosts[key]

@@ -9,6 +9,7 @@ Pure: the clock is passed in, so the state machine runs the same in a test as in
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Literal
 
 State = Literal["closed", "open", "half_open"]
@@ -22,16 +23,22 @@ class Breaker:
     """Closed: everything goes. Open: nothing goes until the cooldown is over. Half-open: one probe goes; its success
     closes the circuit, its failure opens it again for twice as long (at most ``max_cooldown``)."""
 
-    def __init__(self, failure_threshold: int = 5, cooldown: float = 30.0, max_cooldown: float = 600.0) -> None:
-        if failure_threshold < 1 or cooldown <= 0 or max_cooldown < cooldown:
-            raise ValueError("need failure_threshold >= 1 and 0 < cooldown <= max_cooldown")
+    def __init__(
+        self, failure_threshold: int = 5, cooldown: float = 30.0, max_cooldown: float = 600.0, window: int = 0
+    ) -> None:
+        """Opens when ``failure_threshold`` of the last ``window`` requests failed (``window`` 0: that many in a
+        row). A window wider than the threshold keeps a destination that fails now and then (30% of requests, say)
+        open for business, as the 70% that get through deserve, and still opens on one that is down."""
+        window = window or failure_threshold
+        if failure_threshold < 1 or window < failure_threshold or cooldown <= 0 or max_cooldown < cooldown:
+            raise ValueError("need 1 <= failure_threshold <= window and 0 < cooldown <= max_cooldown")
         self.failure_threshold = failure_threshold
         self.base_cooldown = cooldown
         self.max_cooldown = max_cooldown
         self.cooldown = cooldown
         """The current wait after opening: doubles on each failed probe, back to the base once the host answers."""
-        self.failures = 0
-        """Consecutive failures while closed."""
+        self._recent: deque[bool] = deque(maxlen=window)
+        """Whether each of the last requests failed, while closed."""
         self.open_until = 0.0
         self._state: State = "closed"
         self._probing = False
@@ -64,8 +71,18 @@ class Breaker:
             return
         self._state = "closed"
         self._probing = False
-        self.failures = 0
+        self._recent.append(False)
         self.cooldown = self.base_cooldown
+
+    @property
+    def failures(self) -> int:
+        """Failures among the last requests while closed."""
+        return sum(self._recent)
+
+    @property
+    def healthy(self) -> bool:
+        """Closed, and its last request (if any) got through: nothing about it is worth remembering."""
+        return self._state == "closed" and not (self._recent and self._recent[-1])
 
     def failed(self, now: float) -> None:
         if self._state == "open":
@@ -74,7 +91,7 @@ class Breaker:
             self.cooldown = min(self.cooldown * 2, self.max_cooldown)
             self._open(now)
             return
-        self.failures += 1
+        self._recent.append(True)
         if self.failures >= self.failure_threshold:
             self._open(now)
 
@@ -86,5 +103,5 @@ class Breaker:
     def _open(self, now: float) -> None:
         self._state = "open"
         self._probing = False
-        self.failures = 0
+        self._recent.clear()
         self.open_until = now + self.cooldown

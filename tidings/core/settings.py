@@ -148,12 +148,13 @@ class DispatchSettings(Section):
     attempts_per_provider: int = Field(3, ge=1)
     retry_base_delay: float = Field(1.0, gt=0)
     retry_max_delay: float = Field(300, gt=0)
-    breaker_threshold: int = Field(5, ge=1)
-    """Failed requests in a row that open a provider's circuit: its sends then wait, or go to the next provider,
-    while one probe at a time finds out whether it is back."""
+    breaker_threshold: int = Field(16, ge=1, le=20)
+    """Failed requests among a provider's last 20 that open its circuit: its sends then wait, or go to the next
+    provider, while one probe at a time finds out whether it is back. 16 (80%) opens on a provider that is down and
+    not on one that fails a request now and then."""
     breaker_cooldown: float = Field(2, gt=0, le=600)
     """Seconds before an open provider circuit lets a probe through, doubling while the provider stays down, up to
-    ten times this: short, because a code waits for the provider's return."""
+    five times this: short, because a code waits for the provider's return."""
     shutdown_grace: float = Field(10, ge=0)
     max_queue: int = Field(1_000_000, ge=1)
     """Queued jobs beyond which the API answers 503 instead of accepting more."""
