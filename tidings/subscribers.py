@@ -45,6 +45,11 @@ def checked_id(id: str) -> str:
     return id
 
 
+def _places(given: SubscriberInput, kind: ChannelType) -> list[int]:
+    """Where each channel of ``kind`` was listed among all the channels, so that an error names the one sent."""
+    return [n for n, listed in enumerate(given.channel_order) if listed is kind]
+
+
 class Subscribers:
     def __init__(self, store: PushStore, sealer: Sealer, *, allow_private: bool, region: str | None) -> None:
         self.store = store
@@ -59,7 +64,7 @@ class Subscribers:
         previous = await self.store.get_subscriber(id)
         known = {hook.url: hook.secret for hook in self._unseal(previous).webhooks} if previous else {}
         webhooks = []
-        for n, hook in enumerate(given.webhooks):
+        for n, hook in zip(_places(given, ChannelType.WEBHOOK), given.webhooks, strict=True):
             await self._check_url(hook.url, f"channels[{n}].url")
             if hook.secret is not None and not valid_secret(hook.secret):
                 raise InvalidInput(
@@ -68,7 +73,7 @@ class Subscribers:
                 )
             secret = hook.secret or known.get(hook.url) or new_secret()
             webhooks.append(WebhookEndpoint(hook.url, secret))
-        for n, push in enumerate(given.webpush):
+        for n, push in zip(_places(given, ChannelType.WEBPUSH), given.webpush, strict=True):
             await self._check_url(push.endpoint, f"channels[{n}].endpoint")
         now = time.time()
         subscriber = Subscriber(

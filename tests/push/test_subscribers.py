@@ -127,3 +127,14 @@ async def test_channels_are_listed_back_in_the_order_they_were_given(serve):
     assert put.body["channels"][2]["secret"].startswith("whsec_")
     read = await api.get("/v1/subscribers/ada")
     assert [c["type"] for c in read.body["channels"]] == ["email", "webpush", "webhook"]
+
+
+async def test_an_error_names_the_channel_where_it_was_listed(serve):
+    api = await serve()
+    channels = [PUSH_CHANNEL, {"type": "webhook", "url": HOOK}, {"type": "webhook", "url": "ftp://example.com/x"}]
+    answer = await api.call("PUT", "/v1/subscribers/u1", {"channels": channels})
+    assert answer.status == 400 and answer.body["error"]["field"] == "channels[2].url"
+    bad_push = {**PUSH_CHANNEL, "endpoint": "ftp://push.example.com/x"}
+    answer = await api.call("PUT", "/v1/subscribers/u1", {"channels": [{"type": "webhook", "url": HOOK}, bad_push]})
+    assert answer.status == 400 and answer.body["error"]["field"] == "channels[1].endpoint"
+    assert "webhook" not in answer.message

@@ -53,7 +53,7 @@ def is_host_name(host: str) -> bool:
 
 
 async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | None = None) -> None:
-    """Refuse a webhook URL: ``ValueError`` when it is malformed, ``PrivateAddress`` when its host is, or resolves
+    """Refuse a URL to send to (a webhook, a push endpoint): ``ValueError`` when it is malformed, ``PrivateAddress`` when its host is, or resolves
     to, any non-public address.
 
     A name that does not resolve now (a DNS failure, a record not created yet) is accepted: where it leads is
@@ -64,11 +64,11 @@ async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | 
     except ValueError as exc:
         raise ValueError(f"not a URL: {exc}") from None
     if parsed.scheme not in ("http", "https"):
-        raise ValueError("a webhook URL must start with http:// or https://")
+        raise ValueError("the URL must start with http:// or https://")
     if parsed.user is not None or parsed.password is not None:
-        raise ValueError("a webhook URL must not hold a user name or password; sign with the webhook secret instead")
+        raise ValueError("the URL must not hold a user name or password")
     if not parsed.host:
-        raise ValueError("a webhook URL needs a host")
+        raise ValueError("the URL needs a host")
     host, port = parsed.host, parsed.port or 0
     literal = is_literal(host)
     if not literal:
