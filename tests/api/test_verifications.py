@@ -407,6 +407,13 @@ async def test_healthz_readyz_openapi_docs(serve):
     put = document["paths"]["/v1/subscribers/{subscriber_id}"]["put"]
     assert "Idempotency-Key" in [parameter["name"] for parameter in put["parameters"]]
     assert {"409", "422", "503"} <= set(put["responses"])
+    assert put["requestBody"]["required"] is False, "no body reads as {}, a valid subscriber"
+    assert document["paths"]["/v1/verifications"]["post"]["requestBody"]["required"] is True
+    cancel = document["paths"]["/v1/verifications/{id}/cancel"]["post"]
+    assert cancel["parameters"][0]["schema"]["pattern"] == "^ver_[0-9a-f]{32}$"
+    assert {"400", "404", "408"} <= set(cancel["responses"])
+    operations = [operation for path in document["paths"].values() for operation in path.values()]
+    assert all("400" in operation["responses"] for operation in operations), "unknown query parameters"
     page = await api.get("/docs", key=None)
     assert page.status == 200 and "/docs/static/swagger-ui-bundle.js" in page.body
     script = await api.get("/docs/static/swagger-ui-bundle.js", key=None)

@@ -28,7 +28,7 @@ from tidings.errors import Conflict, InvalidInput, Unprocessable
 from tidings.ports import IDEMPOTENCY_PENDING, Store
 
 log = logging.getLogger("tidings.api")
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _locks: WeakValueDictionary[tuple[str, str], asyncio.Lock] = WeakValueDictionary()
 WAIT_FOR_FIRST = 10.0
 """Seconds a retry waits for the answer of the same request under way elsewhere."""
@@ -37,18 +37,18 @@ POLL_EVERY = 0.05
 
 def _fingerprints(body: bytes) -> tuple[str, str]:
     """The request's fingerprint, of its JSON in one canonical form, so that the same JSON is the same request
-    however a retrying client spaces it or orders its keys; then the fingerprint of its bytes as they came, which
-    records kept before fingerprints were canonical hold."""
+    however a retrying client spaces it or orders its keys (and no body is ``{}``, as it is read); then the
+    fingerprint of its bytes as they came, which records kept before fingerprints were canonical hold."""
     raw = hashlib.sha256(body).hexdigest()
     try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+        canonical = json.dumps(json.loads(body or b"{}"), sort_keys=True, separators=(",", ":")).encode()
     except ValueError:  # not JSON (or not UTF-8): the request is refused later, or compared as it came
         return raw, raw
     return hashlib.sha256(canonical).hexdigest(), raw
 
 
 async def once(request: web.Request, key: str, run: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    if not _KEY.match(key):
+    if not KEY.match(key):
         raise InvalidInput("Idempotency-Key must be 1-255 printable ASCII characters", field="Idempotency-Key")
     state = request.app[STATE]
     store, sealer = state.store, state.sealer

@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from tidings.api.models import KeyList, KeyOut, NewKey
-from tidings.api.routing import Router, json
+from tidings.api.routing import Param, Router, json
 from tidings.api.state import STATE
+from tidings.core import ids
 from tidings.errors import NotFound
 
 router = Router()
@@ -21,7 +22,6 @@ TAG = "keys"
     tag=TAG,
     body=NewKey,
     answers={201: KeyOut},
-    errors=(400, 401, 403),
 )
 async def create(request: web.Request, body: NewKey) -> web.Response:
     key, secret = await request.app[STATE].keyring.create(body.name, frozenset(body.scopes))
@@ -35,7 +35,6 @@ async def create(request: web.Request, body: NewKey) -> web.Response:
     scope="admin",
     tag=TAG,
     answers={200: KeyList},
-    errors=(401, 403),
 )
 async def list_keys(request: web.Request) -> web.Response:
     keys = await request.app[STATE].store.list_keys()
@@ -49,7 +48,8 @@ async def list_keys(request: web.Request) -> web.Response:
     scope="admin",
     tag=TAG,
     answers={204: None},
-    errors=(401, 403, 404),
+    errors=(404,),
+    params={"id": Param("The key's id (not the key itself).", {"type": "string", "pattern": ids.pattern("key")})},
 )
 async def revoke(request: web.Request) -> web.Response:
     if not await request.app[STATE].keyring.revoke(request.match_info["id"]):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from tidings.api.push_models import DeliveryOut, DeliveryPage, MessageAccepted, MessageIn, MessageOut, Retried
-from tidings.api.routing import Router, json
+from tidings.api.routing import Param, Router, json
 from tidings.api.state import STATE
+from tidings.core import ids
 from tidings.core.push import DeliveryStatus, MessageStatus
 from tidings.errors import InvalidInput, QueueFull
 from tidings.messages import MessageInput
@@ -15,11 +16,16 @@ router = Router()
 TAG = "messages"
 PAGE = 100
 MAX_PAGE = 1000
+MAX_CURSOR_DIGITS = 18
+"""A row number that fits 64 bits."""
 PAGING = {
-    "status": "Only deliveries in this status: queued, delivered, failed or expired.",
-    "cursor": "The `next_cursor` of the previous page.",
-    "limit": f"Deliveries per page, 1 to {MAX_PAGE} ({PAGE} by default).",
+    "status": Param("Only deliveries in this status.", {"type": "string", "enum": list(DeliveryStatus)}),
+    "cursor": Param(
+        "The `next_cursor` of the previous page.", {"type": "string", "pattern": f"^[0-9]{{1,{MAX_CURSOR_DIGITS}}}$"}
+    ),
+    "limit": Param("Deliveries per page.", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": PAGE}),
 }
+ID = {"id": Param("The message's id, as its sending gave it.", {"type": "string", "pattern": ids.pattern("msg")})}
 
 
 @router.route(
@@ -30,7 +36,7 @@ PAGING = {
     tag=TAG,
     body=MessageIn,
     answers={202: MessageAccepted},
-    errors=(400, 401, 403, 413, 415, 503),
+    errors=(503,),
 )
 async def send(request: web.Request, body: MessageIn) -> web.Response:
     state = request.app[STATE]
@@ -62,7 +68,8 @@ async def send(request: web.Request, body: MessageIn) -> web.Response:
     scope="read",
     tag=TAG,
     answers={200: MessageOut},
-    errors=(401, 403, 404),
+    errors=(404,),
+    params=ID,
 )
 async def get(request: web.Request) -> web.Response:
     message, counts = await request.app[STATE].messages.get(request.match_info["id"])
@@ -76,7 +83,8 @@ async def get(request: web.Request) -> web.Response:
     scope="read",
     tag=TAG,
     answers={200: DeliveryPage},
-    errors=(400, 401, 403, 404),
+    errors=(404,),
+    params=ID,
     query=PAGING,
 )
 async def deliveries(request: web.Request) -> web.Response:
@@ -91,7 +99,6 @@ async def deliveries(request: web.Request) -> web.Response:
     scope="read",
     tag=TAG,
     answers={200: DeliveryPage},
-    errors=(400, 401, 403),
     query=PAGING,
 )
 async def all_deliveries(request: web.Request) -> web.Response:
@@ -105,7 +112,8 @@ async def all_deliveries(request: web.Request) -> web.Response:
     scope="send",
     tag=TAG,
     answers={202: Retried},
-    errors=(401, 403, 404, 409),
+    errors=(404, 409),
+    params=ID,
 )
 async def retry(request: web.Request) -> web.Response:
     id = request.match_info["id"]
@@ -131,6 +139,6 @@ async def _page(request: web.Request, message_id: str | None) -> web.Response:
 
 def _whole_number(text: str) -> int | None:
     """ASCII digits that fit a 64-bit row number (``str.isdigit`` also takes "²", which ``int`` refuses)."""
-    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_CURSOR_DIGITS):
         return None
     return int(text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -16,9 +16,10 @@ from tidings.ports import ApiKey, Node
 class Body(BaseModel):
     """A request body. A rule across fields raises ``InvalidInput`` naming the field, which pydantic lets through
     (it wraps only ``ValueError``, whose error has no field). A field it does not know is refused: a misspelt
-    option would otherwise ship the wrong behaviour with a 2xx."""
+    option would otherwise ship the wrong behaviour with a 2xx. Limits hold for text as it was sent, as the OpenAPI
+    document says; edge whitespace is dropped after, and only where it is noise (ids, codes; addresses as parsed)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -35,14 +36,45 @@ Text = Annotated[str, AfterValidator(_printable), Field(json_schema_extra={"patt
 message say what its sender did not write (``"Your Bank\\nCall +44... now"``) or forge a log line."""
 
 
+def _whole(value: object) -> object:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def whole_numbers(*fields: str) -> Any:
+    """Takes ``6.0`` for ``6`` in these strict integer fields (which refuse ``"6"`` and ``true``): JSON does not
+    tell the two apart, nor does JSON Schema's ``integer``."""
+    return field_validator(*fields, mode="before")(_whole)
+
+
+def or_null(schema: dict[str, Any]) -> None:
+    """The schema of a field that reads ``null`` as its default: its own, or ``null``."""
+    own = {key: schema.pop(key) for key in list(schema) if key not in ("default", "description", "title")}
+    schema["anyOf"] = [own, {"type": "null"}]
+
+
+def one_of(*fields: str) -> dict[str, Any]:
+    """The JSON Schema of "exactly one of these fields, not null": what a model's own check refuses otherwise."""
+    return {"oneOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in fields]}
+
+
 class StartVerification(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"to": "+8613800138000", "channel": "sms", "locale": "zh-CN", "code_length": 6}]
+        }
+    )
+
     to: str = Field(min_length=1, max_length=320, description="E.164 phone number, or an email address.")
-    channel: Channel = Channel.SMS
+    channel: Channel = Field(Channel.SMS, json_schema_extra=or_null)
     """``null`` means the default too."""
     locale: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
-    code_length: int | None = Field(None, ge=MIN_CODE_LENGTH, le=MAX_CODE_LENGTH, strict=True)  # not "6" or true
+    code_length: int | None = Field(None, ge=MIN_CODE_LENGTH, le=MAX_CODE_LENGTH, strict=True)
     template: Text | None = Field(None, max_length=64)
     app_name: Text | None = Field(None, min_length=1, max_length=64)
+
+    _whole_numbers = whole_numbers("code_length")
 
     @field_validator("channel", mode="before")
     @classmethod
@@ -51,9 +83,15 @@ class StartVerification(Body):
 
 
 class CheckVerification(Body):
+    model_config = ConfigDict(
+        json_schema_extra={**one_of("id", "to"), "examples": [{"to": "+8613800138000", "code": "123456"}]}
+    )
+
     id: str | None = Field(None, max_length=64)
     to: str | None = Field(None, min_length=1, max_length=320)
-    code: str = Field(min_length=1, max_length=64, description="What the user typed; anything but the code is wrong.")
+    code: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(str.strip)] = Field(
+        description="What the user typed (pasted, with spaces around it, say); anything but the code is wrong."
+    )
 
     @model_validator(mode="after")
     def _one_lookup(self) -> CheckVerification:
@@ -109,6 +147,8 @@ class ErrorOut(BaseModel):
 
 
 class NewKey(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "backend", "scopes": ["send"]}]})
+
     name: Text = Field(min_length=1, max_length=100)
     scopes: list[Literal["send", "read", "admin"]] = Field(min_length=1)
 

@@ -13,7 +13,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
 from tidings.api.models import Cluster, Health, NodeOut
-from tidings.api.routing import Router, json
+from tidings.api.routing import Reply, Router, json
 from tidings.api.state import STATE
 from tidings.errors import StoreError
 
@@ -58,7 +58,6 @@ async def readyz(request: web.Request) -> web.Response:
     scope="read",
     tag=TAG,
     answers={200: Cluster},
-    errors=(401, 403),
 )
 async def cluster(request: web.Request) -> web.Response:
     state = request.app[STATE]
@@ -74,7 +73,14 @@ async def cluster(request: web.Request) -> web.Response:
     )
 
 
-@router.route("GET", "/metrics", summary="Prometheus metrics", scope=None, tag=TAG)
+@router.route(
+    "GET",
+    "/metrics",
+    summary="Prometheus metrics",
+    scope=None,
+    tag=TAG,
+    answers={200: Reply("The Prometheus text format (0.0.4).", "text/plain")},
+)
 async def metrics(request: web.Request) -> web.Response:
     """Served even when the store does not answer, since the rest is in memory and matters most then; the queue
     depth keeps its last reading."""
@@ -89,12 +95,26 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
-@router.route("GET", "/openapi.json", summary="This document", scope=None, tag=TAG)
+@router.route(
+    "GET",
+    "/openapi.json",
+    summary="This document",
+    scope=None,
+    tag=TAG,
+    answers={200: Reply("The OpenAPI 3.1 document.", "application/json", {"type": "object"})},
+)
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
 
 
-@router.route("GET", "/docs", summary="The API reference, rendered", scope=None, tag=TAG)
+@router.route(
+    "GET",
+    "/docs",
+    summary="The API reference, rendered",
+    scope=None,
+    tag=TAG,
+    answers={200: Reply("A page that renders this document.", "text/html")},
+)
 async def docs(request: web.Request) -> web.Response:
     return web.Response(text=DOCS_PAGE, content_type="text/html")
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from yarl import URL
 
-from tidings.api.models import Body, Text
+from tidings.api.models import Body, Text, one_of, or_null, whole_numbers
 from tidings.core.push import (
     MAX_DATA_BYTES,
     MAX_RECIPIENTS,
@@ -27,15 +28,27 @@ from tidings.core.push import (
 from tidings.core.types import rfc3339
 from tidings.errors import InvalidInput
 
-Id = Annotated[str, StringConstraints(strip_whitespace=True, pattern=NAME.pattern)]
-"""Stripped here too, for the models that leave other text as it was sent (a message's title and body)."""
-Url = Annotated[str, Field(min_length=8, max_length=2048)]
+EDGES = " \t\r\n"
+"""What an id may come with around it (one read from a file, say), and is dropped."""
+Id = Annotated[
+    str,
+    StringConstraints(pattern=f"^[{EDGES}]*{NAME.pattern.strip('^$')}[{EDGES}]*$"),
+    AfterValidator(lambda value: value.strip(EDGES)),
+]
+"""A subscriber id or a topic."""
+Url = Annotated[str, Field(min_length=8, max_length=2048, json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"})]
+"""An http(s) URL; its host is checked when the subscriber is stored: a name DNS could hold, or an address."""
 
 
 class WebhookChannelIn(Body):
     type: Literal["webhook"]
     url: Url
-    secret: str | None = Field(None, max_length=200, description="`whsec_<base64>`; made for you when absent.")
+    secret: str | None = Field(
+        None,
+        max_length=200,
+        json_schema_extra={"pattern": "^whsec_[A-Za-z0-9+/=]+$"},
+        description="`whsec_<base64>`; made for you when absent.",
+    )
 
 
 class PushKeys(Body):
@@ -63,12 +76,32 @@ class AddressChannelIn(Body):
 ChannelIn = Annotated[WebhookChannelIn | WebPushChannelIn | AddressChannelIn, Field(discriminator="type")]
 
 
+def _needs(channel: str, address: str) -> dict[str, Any]:
+    """The JSON Schema of "a listed ``channel`` needs ``address``"."""
+    listed = {"contains": {"required": ["type"], "properties": {"type": {"const": channel}}}}
+    return {
+        "if": {"required": ["channels"], "properties": {"channels": listed}},
+        "then": {"required": [address], "properties": {address: {"not": {"type": "null"}}}},
+    }
+
+
 class SubscriberIn(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [_needs("sms", "phone"), _needs("email", "email")],
+            "examples": [
+                {"name": "Ada", "locale": "en", "phone": "+447700900123", "email": "ada@example.com",
+                 "channels": [{"type": "sms"}], "topics": ["news"]}
+            ],
+        }
+    )  # fmt: skip
+
     name: Text | None = Field(None, max_length=200)
     locale: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
     phone: str | None = Field(None, min_length=1, max_length=32)
     email: str | None = Field(None, min_length=3, max_length=320)
-    channels: list[ChannelIn] = Field([], max_length=20)
+    channels: list[ChannelIn] = Field([], max_length=20, json_schema_extra={"uniqueItems": True})
+    """A place listed twice is refused; ``uniqueItems`` says so of all but URLs written in two ways."""
     topics: list[Id] = Field([], max_length=100)
 
     @model_validator(mode="after")
@@ -153,9 +186,13 @@ class SubscriberOut(BaseModel):
 
 
 class NewToken(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ttl": 3600}]})
+
     ttl: int | None = Field(
         None, ge=60, le=7 * 86400, strict=True, description="Seconds; `streams.token_ttl` by default."
     )
+
+    _whole_numbers = whole_numbers("ttl")
 
 
 class TokenOut(BaseModel):
@@ -168,9 +205,19 @@ class VapidKey(BaseModel):
     public_key: str = Field(description="Uncompressed P-256 point, base64url without padding.")
 
 
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+"""JSON Schema's ``date-time``."""
+
+
 class MessageIn(Body):
-    model_config = ConfigDict(str_strip_whitespace=False)
-    """A message's text reaches its recipients as it was sent, edge whitespace and all."""
+    model_config = ConfigDict(
+        json_schema_extra={
+            **one_of("to", "topic"),
+            "examples": [{"topic": "news", "title": "Hello", "body": "World", "data": {"k": "v"}}],
+        }
+    )
 
     to: list[Id] | None = Field(None, min_length=1, max_length=MAX_RECIPIENTS)
     topic: Id | None = None
@@ -178,22 +225,25 @@ class MessageIn(Body):
     body: Text | None = Field(None, max_length=10_000)
     data: dict[str, Any] | None = None
     channels: list[ChannelType] | None = Field(None, min_length=1)
-    priority: Literal["high", "normal", "low"] = "normal"
+    priority: Literal["high", "normal", "low"] = Field("normal", json_schema_extra=or_null)
     send_at: dt.datetime | None = Field(None, description="RFC 3339; deliver from then on.")
     ttl: int | None = Field(
         None, ge=1, le=30 * 86400, strict=True, description="Seconds the message stays worth delivering."
     )
+
+    _whole_numbers = whole_numbers("ttl")
 
     @field_validator("priority", mode="before")
     @classmethod
     def _default_priority(cls, value: object) -> object:
         return "normal" if value is None else value
 
-    @field_validator("send_at")
+    @field_validator("send_at", mode="before")
     @classmethod
-    def _zoned(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("needs a time zone (e.g. a trailing Z)")
+    def _rfc3339(cls, value: object) -> object:
+        """What the document's ``date-time`` says; pydantic alone would take a Unix time, a date, or no time zone."""
+        if value is not None and not (isinstance(value, str) and _RFC3339.fullmatch(value)):
+            raise ValueError("an RFC 3339 time with its time zone, e.g. 2030-01-01T09:00:00Z")
         return value
 
     @field_validator("data")
@@ -216,6 +266,19 @@ class MessageIn(Body):
         if (self.to is None) == (self.topic is None):
             raise InvalidInput("give exactly one of `to` (subscriber ids) or `topic`", field="to")
         return self
+
+
+class MessageEvent(BaseModel):
+    """A message as a live stream delivers it: an SSE event's ``data`` (whose ``id`` is this ``id``), or a
+    WebSocket text frame."""
+
+    id: str
+    title: str | None
+    body: str | None
+    data: dict[str, Any] | None
+    priority: str
+    topic: str | None
+    created_at: str
 
 
 class MessageAccepted(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, get_args
@@ -18,6 +19,31 @@ from tidings.api.state import CALLER, STATE
 from tidings.errors import InvalidInput, RequestTimeout, UnsupportedMediaType
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
+_PLACEHOLDER = re.compile(r"{(\w+)}")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A path, query or header parameter: what it does, and the JSON Schema of every value the server takes."""
+
+    description: str
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    segment: str | None = None
+    """For a path parameter: the regular expression of the path segments routed to it, when not any segment."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer that is not a JSON model: what it is, its media type (None: no body) and schema, and the models
+    that schema refers to."""
+
+    description: str
+    media_type: str | None = None
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    models: tuple[type[BaseModel], ...] = ()
+
+
+Answer = type[BaseModel] | Reply | None
 
 
 @dataclass
@@ -28,11 +54,14 @@ class Endpoint:
     summary: str
     scope: str | None
     body: type[BaseModel] | None
-    answers: dict[int, type[BaseModel] | None]
+    answers: dict[int, Answer]
     tag: str
     errors: tuple[int, ...] = ()
-    query: dict[str, str] = field(default_factory=dict)
-    """Query parameters, with what each does (for the OpenAPI document)."""
+    params: dict[str, Param] = field(default_factory=dict)
+    """Path parameters, every one of them."""
+    query: dict[str, Param] = field(default_factory=dict)
+    headers: dict[str, Param] = field(default_factory=dict)
+    """Request headers the endpoint reads, beside ``Authorization`` and ``Idempotency-Key``."""
 
 
 class Router:
@@ -50,13 +79,32 @@ class Router:
         scope: str | None,
         tag: str,
         body: type[BaseModel] | None = None,
-        answers: dict[int, type[BaseModel] | None] | None = None,
+        answers: dict[int, Answer] | None = None,
         errors: tuple[int, ...] = (),
-        query: dict[str, str] | None = None,
+        params: dict[str, Param] | None = None,
+        query: dict[str, Param] | None = None,
+        headers: dict[str, Param] | None = None,
     ) -> Callable[[Handler], Handler]:
+        params = params or {}
+        if set(_PLACEHOLDER.findall(path)) != params.keys():  # the document would not say what the path takes
+            raise ValueError(f"{method} {path}: declare every path parameter, and only those (got {sorted(params)})")
+
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
-                Endpoint(method, path, handler, summary, scope, body, answers or {200: None}, tag, errors, query or {})
+                Endpoint(
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    scope,
+                    body,
+                    answers or {200: None},
+                    tag,
+                    errors,
+                    params=params,
+                    query=query or {},
+                    headers=headers or {},
+                )
             )
             return handler
 
@@ -65,9 +113,20 @@ class Router:
     def install(self, app: web.Application) -> None:
         for endpoint in self.endpoints:
             handler = _wrap(endpoint)
-            app.router.add_route(endpoint.method, endpoint.path, handler)
+            path = _routed(endpoint)
+            app.router.add_route(endpoint.method, path, handler)
             if endpoint.method == "GET" and self.head:
-                app.router.add_route("HEAD", endpoint.path, handler)
+                app.router.add_route("HEAD", path, handler)
+
+
+def _routed(endpoint: Endpoint) -> str:
+    """The path as aiohttp routes it: ``{id:<regex>}`` for a parameter that takes only some segments."""
+
+    def placeholder(match: re.Match[str]) -> str:
+        segment = endpoint.params[match[1]].segment
+        return f"{{{match[1]}:{segment}}}" if segment else match[0]
+
+    return _PLACEHOLDER.sub(placeholder, endpoint.path)
 
 
 def _wrap(endpoint: Endpoint) -> Handler:

@@ -16,8 +16,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from tidings.api.auth import authorize
-from tidings.api.routing import Router
+from tidings.api.push_models import MessageEvent
+from tidings.api.routing import Param, Reply, Router
 from tidings.api.state import STATE, State
+from tidings.api.subscribers import SUBSCRIBER_ID
 from tidings.channels.stream import Listener, StreamEvent
 from tidings.core.push import NAME, Message
 from tidings.errors import InvalidInput, NotFound, RateLimited, Unauthorized, Unavailable
@@ -26,9 +28,38 @@ from tidings.subscribers import checked_id
 
 router = Router(head=False)  # a stream never ends, so a HEAD would never be answered as done
 TAG = "streams"
-AUTH = {"token": "A subscriber token (`stk_...`) instead of an API key, for browsers (EventSource sets no headers)."}
-SINCE = "Replay the cached messages after this message id (`all`: the whole cache); without it, only new messages."
+TOKEN = Param(
+    "A subscriber token (`stk_...`) instead of an API key, for browsers (EventSource sets no headers).",
+    {"type": "string", "pattern": r"^stk_[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"},
+)
+SINCE = Param(
+    "Replay the cached messages after this message id (`all`: the whole cache); without it, or empty, only new ones.",
+    {"type": "string", "pattern": "^[A-Za-z0-9._:-]{0,128}$"},
+)
+LAST_EVENT_ID = Param("What a reconnecting EventSource sends: as `since`, which it overrides.", SINCE.schema)
 ALL = "all"
+ERRORS = (401, 403, 404, 429, 503)
+EVENTS = Reply(
+    "The subscriber's messages as they are sent, one event each, its `id` the message's.",
+    "text/event-stream",
+    {
+        "type": "object",
+        "required": ["id", "data"],
+        "properties": {
+            "id": {"type": "string"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {"$ref": f"#/components/schemas/{MessageEvent.__name__}"},
+            },
+        },
+    },
+    models=(MessageEvent,),
+)
+FRAMES = Reply(
+    f"The connection is a WebSocket: one text frame per message, a `{MessageEvent.__name__}` as JSON.",
+    models=(MessageEvent,),
+)
 OPENING = b"retry: 2000\n"
 """How soon to reconnect, without the blank line that ends an event: every event a client sees is a message
 (several clients, httpx-sse among them, hand a block without data on as an event with empty data)."""
@@ -40,16 +71,18 @@ OPENING = b"retry: 2000\n"
     summary="Server-Sent Events: the subscriber's messages, live (API key with `read`, or `?token=`)",
     scope=None,
     tag=TAG,
-    errors=(400, 401, 403, 404, 429, 503),
-    query={**AUTH, "since": f"{SINCE} `Last-Event-ID` does the same."},
+    answers={200: EVENTS},
+    errors=ERRORS,
+    params={"id": SUBSCRIBER_ID},
+    query={"token": TOKEN, "since": SINCE},
+    headers={"Last-Event-ID": LAST_EVENT_ID},
 )
 async def sse(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     subscriber_id, token = await _authorized(request)
-    if "Last-Event-ID" in request.headers:
+    since = _since(request.query.get("since"), "since")
+    if request.headers.get("Last-Event-ID"):  # a reconnecting EventSource's own, which knows best
         since = _since(request.headers["Last-Event-ID"], "Last-Event-ID")
-    else:
-        since = _since(request.query.get("since"), "since")
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
@@ -71,8 +104,10 @@ async def sse(request: web.Request) -> web.StreamResponse:
     summary="WebSocket: the subscriber's messages, live, one JSON text frame each (`?since=` to replay)",
     scope=None,
     tag=TAG,
-    errors=(400, 401, 403, 404, 429, 503),
-    query={**AUTH, "since": SINCE},
+    answers={101: FRAMES},
+    errors=ERRORS,
+    params={"id": SUBSCRIBER_ID},
+    query={"token": TOKEN, "since": SINCE},
 )
 async def websocket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]

@@ -15,14 +15,15 @@ from tidings.api.push_models import (
     WebhookChannelIn,
     WebPushChannelIn,
 )
-from tidings.api.routing import Router, json
+from tidings.api.routing import Param, Router, json
 from tidings.api.state import STATE
-from tidings.core.push import ChannelType, WebPushSubscription
+from tidings.core.push import NAME, ChannelType, WebPushSubscription
 from tidings.core.types import rfc3339
 from tidings.subscribers import SubscriberInput, WebhookInput, checked_id
 
 router = Router()
 TAG = "subscribers"
+SUBSCRIBER_ID = Param("The subscriber's id, the caller's own.", {"type": "string", "pattern": NAME.pattern})
 
 
 @router.route(
@@ -33,7 +34,8 @@ TAG = "subscribers"
     tag=TAG,
     body=SubscriberIn,
     answers={200: SubscriberOut, 201: SubscriberOut},
-    errors=(400, 401, 403, 422),
+    errors=(422,),
+    params={"subscriber_id": SUBSCRIBER_ID},
 )
 async def put(request: web.Request, body: SubscriberIn) -> web.Response:
     given = SubscriberInput(
@@ -61,7 +63,8 @@ async def put(request: web.Request, body: SubscriberIn) -> web.Response:
     scope="admin",
     tag=TAG,
     answers={200: SubscriberOut},
-    errors=(400, 401, 403, 404),
+    errors=(404,),
+    params={"subscriber_id": SUBSCRIBER_ID},
 )
 async def get(request: web.Request) -> web.Response:
     return json(SubscriberOut.of(await request.app[STATE].subscribers.get(request.match_info["subscriber_id"])))
@@ -74,7 +77,8 @@ async def get(request: web.Request) -> web.Response:
     scope="admin",
     tag=TAG,
     answers={204: None},
-    errors=(400, 401, 403, 404),
+    errors=(404,),
+    params={"subscriber_id": SUBSCRIBER_ID},
 )
 async def delete(request: web.Request) -> web.Response:
     await request.app[STATE].subscribers.delete(request.match_info["subscriber_id"])
@@ -89,7 +93,8 @@ async def delete(request: web.Request) -> web.Response:
     tag=TAG,
     body=NewToken,
     answers={201: TokenOut},
-    errors=(400, 401, 403, 404),
+    errors=(404,),
+    params={"id": SUBSCRIBER_ID},
 )
 async def token(request: web.Request, body: NewToken) -> web.Response:
     state = request.app[STATE]

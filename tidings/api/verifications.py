@@ -6,13 +6,21 @@ from aiohttp import web
 
 from tidings.api.client_ip import client_ip
 from tidings.api.models import CheckOut, CheckVerification, StartVerification, VerificationOut
-from tidings.api.routing import Router, json
+from tidings.api.routing import Param, Router, json
 from tidings.api.state import STATE
+from tidings.core import ids
 from tidings.ports import Lookup
 from tidings.verification import StartInput
 
 router = Router()
 TAG = "verifications"
+ID = {
+    "id": Param(
+        "The verification's id, as its start gave it.",
+        {"type": "string", "pattern": ids.pattern("ver")},
+        segment="(?!check$)[^/]+",  # `check` is not an id: a GET there is 405 (use POST), not a lookup of "check"
+    )
+}
 
 
 @router.route(
@@ -23,7 +31,7 @@ TAG = "verifications"
     tag=TAG,
     body=StartVerification,
     answers={201: VerificationOut},
-    errors=(400, 401, 403, 413, 415, 422, 429, 503),
+    errors=(422, 429, 503),
 )
 async def start(request: web.Request, body: StartVerification) -> web.Response:
     state = request.app[STATE]
@@ -43,7 +51,7 @@ async def start(request: web.Request, body: StartVerification) -> web.Response:
     tag=TAG,
     body=CheckVerification,
     answers={200: CheckOut},
-    errors=(400, 401, 403, 404, 429),
+    errors=(404, 429),
 )
 async def check(request: web.Request, body: CheckVerification) -> web.Response:
     state = request.app[STATE]
@@ -67,7 +75,8 @@ async def check(request: web.Request, body: CheckVerification) -> web.Response:
     scope="read",
     tag=TAG,
     answers={200: VerificationOut},
-    errors=(401, 403, 404),
+    errors=(404,),
+    params=ID,
 )
 async def get(request: web.Request) -> web.Response:
     verification = await request.app[STATE].verifications.get(request.match_info["id"])
@@ -81,7 +90,8 @@ async def get(request: web.Request) -> web.Response:
     scope="send",
     tag=TAG,
     answers={200: VerificationOut},
-    errors=(401, 403, 404, 409),
+    errors=(404, 409),
+    params=ID,
 )
 async def cancel(request: web.Request) -> web.Response:
     verification = await request.app[STATE].verifications.cancel(request.match_info["id"])

@@ -18,3 +18,8 @@ _SHAPE = re.compile(r"[a-z]+_[0-9a-f]{32}")
 def has_shape(value: str, prefix: str) -> bool:
     """Whether ``value`` could be an id that ``new_id(prefix)`` made."""
     return value.startswith(f"{prefix}_") and _SHAPE.fullmatch(value) is not None
+
+
+def pattern(prefix: str) -> str:
+    """The regular expression of ``new_id(prefix)``'s ids (for the OpenAPI document)."""
+    return f"^{prefix}_[0-9a-f]{{32}}$"
