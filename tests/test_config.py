@@ -234,12 +234,15 @@ def test_serve_says_when_its_port_is_taken(tmp_path):
     assert "cannot start" in done.stderr and str(port) in done.stderr and "Traceback" not in done.stderr
 
 
+ROOT = secrets.token_hex(16)
+
+
 def test_serve_stops_at_once_when_redis_refuses_the_database(tmp_path, redis_url):
     refused = redis_url.rpartition("/")[0] + "/9999"
     done = subprocess.run(
         [sys.executable, "-m", "tidings", "serve", "--port", "0"],
         capture_output=True, text=True, timeout=30, cwd=tmp_path,
-        env={**os.environ, "TIDINGS_DATABASE": refused, "TIDINGS_API_KEY": secrets.token_hex(16), "TIDINGS_SECRET_KEY": "s"},
+        env={**os.environ, "TIDINGS_DATABASE": refused, "TIDINGS_API_KEY": ROOT, "TIDINGS_SECRET_KEY": "s"},
     )  # fmt: skip
     assert done.returncode == 1
     assert "refuses" in done.stderr and "Traceback" not in done.stderr

@@ -53,8 +53,8 @@ def is_host_name(host: str) -> bool:
 
 
 async def check_url(url: str, allow_private: bool, resolver: AbstractResolver | None = None) -> None:
-    """Refuse a URL to send to (a webhook, a push endpoint): ``ValueError`` when it is malformed, ``PrivateAddress`` when its host is, or resolves
-    to, any non-public address.
+    """Refuse a URL to send to (a webhook, a push endpoint): ``ValueError`` when it is malformed,
+    ``PrivateAddress`` when its host is, or resolves to, any non-public address.
 
     A name that does not resolve now (a DNS failure, a record not created yet) is accepted: where it leads is
     checked again on every send, by the guarded client's resolver. ``resolver`` defaults to ``getaddrinfo``.
