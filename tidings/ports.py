@@ -222,7 +222,9 @@ class Queue(Protocol):
 class Sender(Protocol):
     """Where a lane's jobs go: an SMS or email provider, or a push channel (webhook, Web Push, live stream)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The lane's name: a class attribute of a provider, an instance's own of a channel."""
 
     async def send(self, message: Any) -> SendOutcome:
         """Send one prepared message; report a refusal or a network failure as an outcome, never raise."""

@@ -14,7 +14,7 @@ from tidings.core.ids import new_id
 from tidings.core.otp import CheckResult, Refused
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
-from tidings.core.types import PRIORITY_VERIFICATION, Channel, Job, OutboundMessage, Verification
+from tidings.core.types import PRIORITY_VERIFICATION, Channel, Job, OutboundMessage, Status, Verification
 from tidings.errors import Conflict, InvalidInput, NotFound, QueueFull, RateLimited, Unprocessable
 from tidings.ports import Drop, Lookup, Queue, Started, StartRequest, Store
 
@@ -93,7 +93,7 @@ class Verifications:
             id=id,
             to=address.to,
             channel=request.channel,
-            status=otp.Status.PENDING,
+            status=Status.PENDING,
             sealed_code=self.sealer.seal(code, id),
             locale=templates.pick_locale(request.locale, self.templates[template], self.verify.default_locale),
             app_name=request.app_name or self.verify.app_name,
@@ -189,7 +189,7 @@ class Verifications:
     def message(self, verification: Verification, job: Job, now: float) -> OutboundMessage | Drop:
         """What to send for a queued job, or why not to: a code that expired or was used is not sent."""
         status = otp.current_status(verification, now)
-        if status is not otp.Status.PENDING:
+        if status is not Status.PENDING:
             return Drop(status.value, failed=False)
         code = self.sealer.unseal(verification.sealed_code, verification.id)
         texts = self.templates.get(verification.template or "verification", self.templates["verification"])

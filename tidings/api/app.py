@@ -26,7 +26,7 @@ from tidings.core.breaker import Breaker
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
 from tidings.core.tokens import Tokens
-from tidings.dispatch.dispatcher import Dispatcher
+from tidings.dispatch.dispatcher import Dispatcher, JobKind
 from tidings.dispatch.lane import Lane
 from tidings.keys import Keyring
 from tidings.messages import Messages, StreamJobs
@@ -111,11 +111,17 @@ async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[No
         http = HttpClient(settings.dispatch.request_timeout)
         outside = guarded_client(settings.webhooks.timeout, allow_private)
         lanes = {**_lanes(settings, http), **_push_lanes(settings, state, vapid, outside, backend.relay)}
-        _watch(metrics, state.hub, lanes["webhook"].sender)
+        webhooks = lanes["webhook"].sender
+        assert isinstance(webhooks, Webhooks)
+        _watch(metrics, state.hub, webhooks)
         for lane, depth in (await backend.queue.depth()).items():
             if lane not in lanes:
                 log.warning("%d jobs wait for provider %r, which is not configured; they stay queued", depth, lane)
-        kinds = {"verification": verifications, "delivery": state.messages, "stream": StreamJobs(backend.push)}
+        kinds: dict[str, JobKind] = {
+            "verification": verifications,
+            "delivery": state.messages,
+            "stream": StreamJobs(backend.push),
+        }
         dispatcher = Dispatcher(backend.queue, lanes, kinds, settings.dispatch, metrics)
         sends = settings.role != "api"
         background = [

@@ -82,12 +82,12 @@ async def once(request: web.Request, key: str, run: Callable[[], Awaitable[web.S
             await asyncio.sleep(POLL_EVERY)
         kept = False
         try:
-            response = await run()
-            if 200 <= response.status < 300 and isinstance(response, web.Response) and response.body is not None:
-                sealed = sealer.seal(bytes(response.body).decode(), bound_to)
-                await store.idempotent_put(scope, key, fingerprint, response.status, sealed, time.time())
+            answer = await run()
+            if 200 <= answer.status < 300 and isinstance(answer, web.Response) and isinstance(answer.body, bytes):
+                sealed = sealer.seal(answer.body.decode(), bound_to)
+                await store.idempotent_put(scope, key, fingerprint, answer.status, sealed, time.time())
                 kept = True
-            return response
+            return answer
         finally:
             if not kept:
                 await _release(store, scope, key)

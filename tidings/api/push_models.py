@@ -108,6 +108,7 @@ class SubscriberIn(Body):
     def _channels_make_sense(self) -> SubscriberIn:
         """An address channel needs its address; a place is listed once (or every message would go there twice)."""
         seen: set[tuple[str, str]] = set()
+        place: str
         for n, channel in enumerate(self.channels):
             if isinstance(channel, AddressChannelIn):
                 address = self.phone if channel.type == "sms" else self.email

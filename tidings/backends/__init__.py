@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from tidings.backends.local import LocalNodes, LocalRelay
 from tidings.backends.redis import open_redis
@@ -83,14 +84,14 @@ class _exclusive:
 
     def __init__(self, path: Path) -> None:
         self.path = path.with_name(path.name + ".lock")
-        self.file = None
+        self.file: TextIO | None = None
 
     def __enter__(self) -> None:
-        self.file = open(self.path, "a")
+        self.file = file = open(self.path, "a")
         try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.file.close()
+            file.close()
             raise BackendError(
                 f"another tidings process is using {self.path.with_suffix('')}; SQLite serves one process "
                 "(use Redis to run several)"

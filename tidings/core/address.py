@@ -40,6 +40,7 @@ def parse_phone(raw: str, default_region: str | None = None) -> PhoneNumber:
     # metadata, and a provider refuses a number that does not exist anyway.
     if not phonenumbers.is_possible_number(number):
         raise InvalidAddress("not a possible phone number for its country (check the length)")
+    assert number.country_code is not None  # set by parsing
     region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
         number.country_code
     )

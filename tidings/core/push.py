@@ -7,7 +7,7 @@ dispatcher carries the deliveries out.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -93,7 +93,10 @@ class Subscriber:
     def channels(self) -> list[WebhookEndpoint | WebPushSubscription | ChannelType]:
         """Its channels in the order they were given (a listed ``sms`` or ``email`` as its type). A Web Push
         subscription that is gone leaves its place empty; one the order does not name comes after the others."""
-        left = {ChannelType.WEBHOOK: iter(self.webhooks), ChannelType.WEBPUSH: iter(self.webpush)}
+        left: dict[ChannelType, Iterator[WebhookEndpoint | WebPushSubscription]] = {
+            ChannelType.WEBHOOK: iter(self.webhooks),
+            ChannelType.WEBPUSH: iter(self.webpush),
+        }
         ordered: list[WebhookEndpoint | WebPushSubscription | ChannelType] = []
         for kind in self.channel_order:
             if kind not in left:
@@ -197,7 +200,7 @@ def fan_out(
     ``delivery_id(message_id, n)`` names the n-th delivery; ids only need to be unique and stable.
     """
     wanted = frozenset(message.channels) if message.channels is not None else None
-    deliveries = []
+    deliveries: list[Delivery] = []
     for subscriber in subscribers:
         channels = by_default.union(subscriber.listed_addresses) if wanted is None else wanted
         for channel, target in subscriber.targets():
@@ -288,7 +291,8 @@ def _order(record: dict[str, Any]) -> list[str]:
     """The record's channel order. One written before the order was kept has its channels grouped by type, then its
     listed addresses (or, before those were kept, its phone and email, which were then reached by default)."""
     if "channel_order" in record:
-        return record["channel_order"]
+        order: list[str] = record["channel_order"]
+        return order
     listed = record.get("listed_addresses")
     if listed is None:
         listed = [channel for channel, field in (("sms", "phone"), ("email", "email")) if record.get(field)]

@@ -10,6 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 def rfc3339(timestamp: float) -> str:
@@ -90,7 +91,7 @@ class Job:
     attempts: int = 0
     run_at: float = 0.0
     expires_at: float | None = None
-    payload: dict = field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 # Priorities: lower runs first. A verification code never waits behind a bulk push.

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -35,7 +35,7 @@ answers writes them in milliseconds, and an outcome not written means a send mad
 
 
 class JobKind(Protocol):
-    async def prepare(self, jobs: list[Job], now: float) -> list[object | Drop]:
+    async def prepare(self, jobs: list[Job], now: float) -> Sequence[object]:
         """What to hand to the lane's sender for each job, or why it is not to be sent."""
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import ClassVar, Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 
 from tidings.core.types import Delivered, OutboundMessage, Permanent, SendOutcome, Transient
 from tidings.providers.base import Provider, ProviderSettings, secret
@@ -56,13 +56,16 @@ PERMANENT = frozenset(
 _LIMIT_WINDOWS = (("分钟级", 60.0), ("小时级", 3600.0), ("天级", 86400.0))
 
 
+TemplateParam = Literal["code", "app_name", "minutes"]
+
+
 class AliyunSettings(ProviderSettings):
     base_url: str = "https://dysmsapi.aliyuncs.com"
     access_key_id: str
     access_key_secret: SecretStr
     sign_name: str
     template_code: str
-    template_params: list[Literal["code", "app_name", "minutes"]] = Field(default_factory=lambda: ["code"])
+    template_params: list[TemplateParam] = ["code"]
     """Which message parameters (``code``, ``app_name``, ``minutes``) the template names, as ``${code}``."""
 
 
@@ -116,7 +119,7 @@ class Aliyun(Provider):
         }
         params["Signature"] = sign("POST", params, secret(settings.access_key_secret))
         answer = await self.http.request("POST", f"{settings.base_url.rstrip('/')}/", data=params)
-        if isinstance(answer, Transient):
+        if isinstance(answer, Transient | Permanent):
             return answer
         return read_answer(answer)
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
-from tidings.core.types import Delivered, OutboundMessage, SendOutcome, Transient
+from tidings.core.types import Delivered, OutboundMessage, Permanent, SendOutcome, Transient
 from tidings.providers.base import Provider, ProviderSettings, secret
 from tidings.providers.client import outcome_for_status
 
@@ -60,7 +60,7 @@ class GenericHttp(Provider):
         else:
             options["data"] = flat(body)
         answer = await self.http.request(settings.method, settings.url, **options)
-        if isinstance(answer, Transient):
+        if isinstance(answer, Transient | Permanent):
             return answer
         sent = answer.status in settings.success_statuses if settings.success_statuses else answer.ok
         if sent:

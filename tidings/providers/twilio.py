@@ -56,7 +56,7 @@ class Twilio(Provider):
             form["From"] = settings.from_ or ""
         url = f"{settings.base_url.rstrip('/')}/2010-04-01/Accounts/{settings.account_sid}/Messages.json"
         answer = await self.http.request("POST", url, data=form, headers=self._headers(message))
-        if isinstance(answer, Transient):
+        if isinstance(answer, Transient | Permanent):
             return answer
         return read_answer(answer)
 

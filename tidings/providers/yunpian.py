@@ -67,7 +67,9 @@ class Yunpian(Provider):
     def __init__(self, settings: ProviderSettings, http: HttpClient) -> None:
         super().__init__(settings, http)
         self.batch_size = self.settings.batch_size
-        self._batch = TurnBatch(self.send_many, self.batch_size) if self.batch_size > 1 else None
+        self._batch: TurnBatch[OutboundMessage, SendOutcome] | None = (
+            TurnBatch(self.send_many, self.batch_size) if self.batch_size > 1 else None
+        )
 
     async def send(self, message: OutboundMessage) -> SendOutcome:
         if self._batch is None:  # no batching: no future and task per send either

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis
 
-from tidings.backends.redis.client import PREFIX, Scripts, connect, redacted
+from tidings.backends.redis.client import PREFIX, Scripts, connect, redacted, text
 from tidings.backends.redis.push import RedisPush
 from tidings.backends.redis.queue import RedisQueue
 from tidings.backends.redis.store import RedisStore
@@ -85,4 +85,4 @@ async def _shared_secret(client: redis.Redis) -> str:
     """Every node must seal with the same secret; without ``secret_key`` the first node makes one in Redis."""
     log.warning("no secret_key is configured: using one kept in Redis; configure secret_key on every node instead")
     await client.set(PREFIX + "secret", secrets.token_urlsafe(32), nx=True)
-    return (await client.get(PREFIX + "secret")).decode()
+    return text(await client.get(PREFIX + "secret"))

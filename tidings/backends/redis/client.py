@@ -11,7 +11,7 @@ import asyncio
 import functools
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
@@ -105,7 +105,7 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
 
 
-def guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+def guarded(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Redis down, restarting or read-only becomes ``StoreError``: the API answers 503 with Retry-After."""
 
     @functools.wraps(method)
@@ -120,6 +120,25 @@ def guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
             raise StoreError(f"Redis cannot take writes: {exc}", retry_after=RETRY_AFTER) from exc
 
     return call
+
+
+def text(answer: object) -> str:
+    """A text answer of this client. Its answers are bytes (it never sets ``decode_responses``), but redis-py gives
+    one signature to every mode and option (bytes or text, with or without scores), so answers are checked here,
+    once, rather than cast at every call."""
+    return raw(answer).decode()
+
+
+def raw(answer: object) -> bytes:
+    if not isinstance(answer, bytes):
+        raise TypeError(f"Redis answered {type(answer).__name__} where bytes were expected")
+    return answer
+
+
+async def hash_at(client: redis.Redis, key: str) -> dict[bytes, bytes]:
+    """One hash (empty when the key does not exist), as bytes (see ``text``)."""
+    found: dict[bytes, bytes] = await client.hgetall(key)  # type: ignore[assignment]
+    return found
 
 
 async def hashes(client: redis.Redis, keys: list[str]) -> list[dict[bytes, bytes]]:

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import redis.asyncio as redis
 
-from tidings.backends.redis.client import PREFIX, guarded, listen_forever
+from tidings.backends.redis.client import PREFIX, guarded, listen_forever, text
 from tidings.ports import Deliver, Node
 
 CHANNEL = PREFIX + "hub"
@@ -50,5 +50,5 @@ class RedisNodes:
     async def live(self, now: float) -> list[Node]:
         await self.client.zremrangebyscore(f"{PREFIX}nodes", "-inf", now)
         ids = await self.client.zrange(f"{PREFIX}nodes", 0, -1)
-        found = await self.client.mget([f"{PREFIX}node:{id.decode()}" for id in ids]) if ids else []
+        found = await self.client.mget([f"{PREFIX}node:{text(id)}" for id in ids]) if ids else []
         return sorted((Node(**json.loads(node)) for node in found if node), key=lambda node: (node.role, node.id))

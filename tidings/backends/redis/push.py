@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import redis.asyncio as redis
 
-from tidings.backends.redis.client import PREFIX, Scripts, guarded, hashes
+from tidings.backends.redis.client import PREFIX, Scripts, guarded, hashes, text
 from tidings.backends.redis.queue import RedisQueue, queued_job
 from tidings.core.push import (
     RETENTION,
@@ -139,7 +139,7 @@ class RedisPush:
 
     async def _recipients(self, message: Message, to: list[str] | None) -> tuple[list[Subscriber], list[str]]:
         if to is None:
-            to = sorted(id.decode() for id in await self.client.smembers(f"{PREFIX}topic:{message.topic}"))
+            to = sorted(text(id) for id in await self.client.smembers(f"{PREFIX}topic:{message.topic}"))
         wanted = list(dict.fromkeys(to))
         if message.channels == (ChannelType.STREAM,):
             # For the live stream alone only the recipients' ids matter: their records are not read.
@@ -189,7 +189,7 @@ class RedisPush:
             index = f"{PREFIX}dlv:status:{status}" if status is not None else f"{PREFIX}dlv:all"
         page: list[tuple[int, Delivery]] = []
         while len(page) < limit:
-            batch = await self.client.zrangebyscore(
+            batch: list[tuple[bytes, float]] = await self.client.zrangebyscore(  # type: ignore[assignment]
                 index, f"({after}", "+inf", start=0, num=max(limit, 100), withscores=True
             )
             if not batch:
@@ -248,7 +248,7 @@ class RedisPush:
             if score is not None and score >= lowest:
                 bound = f"({int(score)}"
         ids = await self.client.zrevrangebyscore(cache, "+inf", bound, start=0, num=limit)
-        wanted = [id.decode() for id in reversed(ids)]
+        wanted = [text(id) for id in reversed(ids)]
         found = await self._messages(wanted)
         return [found[id] for id in wanted if id in found]
 

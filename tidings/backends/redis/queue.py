@@ -21,7 +21,7 @@ from dataclasses import fields, replace
 import redis.asyncio as redis
 from pydantic_core import to_json
 
-from tidings.backends.redis.client import PREFIX, Scripts, guarded, listen_forever
+from tidings.backends.redis.client import PREFIX, Scripts, guarded, listen_forever, text
 from tidings.core.types import PRIORITIES, Job
 from tidings.errors import StoreError
 from tidings.nodes import node_id
@@ -178,7 +178,7 @@ class RedisQueue:
 
     @guarded
     async def depth(self) -> dict[str, int]:
-        lanes = sorted(lane.decode() for lane in await self.client.smembers(PREFIX + "lanes"))
+        lanes = sorted(text(lane) for lane in await self.client.smembers(PREFIX + "lanes"))
         async with self.client.pipeline(transaction=False) as pipe:
             for lane in lanes:
                 pipe.zcard(f"{PREFIX}due:{lane}")
@@ -193,7 +193,7 @@ class RedisQueue:
     @guarded
     async def next_due(self) -> float | None:
         """The earliest scheduled job; jobs already in a stream are due now."""
-        lanes = [lane.decode() for lane in await self.client.smembers(PREFIX + "lanes")]
+        lanes = [text(lane) for lane in await self.client.smembers(PREFIX + "lanes")]
         async with self.client.pipeline(transaction=False) as pipe:
             for lane in lanes:
                 pipe.zrange(f"{PREFIX}due:{lane}", 0, 0, withscores=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
+from typing import TypeVar
 
 import redis.asyncio as redis
 
-from tidings.backends.redis.client import PREFIX, Scripts, guarded, hashes
+from tidings.backends.redis.client import PREFIX, Scripts, guarded, hash_at, hashes, raw, text
 from tidings.backends.redis.queue import RedisQueue, queued_job
 from tidings.core import abuse, otp
 from tidings.core.otp import RETENTION, CheckResult, Refused
@@ -104,6 +105,10 @@ def verification_effect(job: Job, settlement: Settlement, attempt: Attempt | Non
     return {}
 
 
+Decided = TypeVar("Decided", CheckResult | Refused, Verification | Refused)
+"""What ``core.otp`` decides on a verification that is read: a check's result, or the verification changed."""
+
+
 class RedisStore:
     def __init__(self, client: redis.Redis, scripts: Scripts, queue: RedisQueue) -> None:
         self.client = client
@@ -116,7 +121,7 @@ class RedisStore:
         return decode(_pairs(found[1:])) if found else None
 
     async def _by_id(self, id: str) -> tuple[Verification, str] | None:
-        found = await self.client.hgetall(f"{PREFIX}ver:{id}")
+        found = await hash_at(self.client, f"{PREFIX}ver:{id}")
         return decode(found) if found else None
 
     def _lookup(self, lookup: Lookup) -> Awaitable[tuple[Verification, str] | None]:
@@ -160,9 +165,9 @@ class RedisStore:
     async def _change(
         self,
         read: Callable[[], Awaitable[tuple[Verification, str] | None]],
-        decide: Callable[[Verification], Verification | Refused | CheckResult],
+        decide: Callable[[Verification], Decided],
         now: float,
-    ) -> Verification | Refused | CheckResult | None:
+    ) -> Decided | None:
         """Read, decide, write back if unchanged; again if it changed."""
         for _ in range(TRIES):
             found = await read()
@@ -210,7 +215,7 @@ class RedisStore:
             await pipe.execute()
 
     async def _key(self, id: str) -> ApiKey | None:
-        found = await self.client.hgetall(f"{PREFIX}key:{id}")
+        found = await hash_at(self.client, f"{PREFIX}key:{id}")
         if not found or b"revoked_at" in found:
             return None
         return ApiKey(id, found[b"name"].decode(), frozenset(found[b"scopes"].decode().split()),
@@ -219,11 +224,11 @@ class RedisStore:
     @guarded
     async def find_key(self, key_hash: str) -> ApiKey | None:
         id = await self.client.get(f"{PREFIX}keyhash:{key_hash}")
-        return await self._key(id.decode()) if id else None
+        return await self._key(text(id)) if id else None
 
     @guarded
     async def list_keys(self) -> list[ApiKey]:
-        keys = [await self._key(id.decode()) for id in await self.client.zrange(f"{PREFIX}keys", 0, -1)]
+        keys = [await self._key(text(id)) for id in await self.client.zrange(f"{PREFIX}keys", 0, -1)]
         return [key for key in keys if key is not None]
 
     @guarded
@@ -231,7 +236,7 @@ class RedisStore:
         found = await self.client.hget(f"{PREFIX}key:{id}", "hash")
         if found is None or not await self.client.hsetnx(f"{PREFIX}key:{id}", "revoked_at", repr(now)):
             return False
-        await self.client.delete(f"{PREFIX}keyhash:{found.decode()}")
+        await self.client.delete(f"{PREFIX}keyhash:{text(found)}")
         await self.client.zrem(f"{PREFIX}keys", id)
         return True
 
@@ -243,8 +248,8 @@ class RedisStore:
         while not await self.client.set(name, claim, nx=True, ex=int(IDEMPOTENCY_CLAIM)):
             found = await self.client.get(name)
             if found is not None:  # else its claim was given up meanwhile: claim it again
-                fingerprint, status, body = found.split(b"\n", 2)
-                return fingerprint.decode(), int(status), body
+                kept, status, body = raw(found).split(b"\n", 2)
+                return kept.decode(), int(status), body
         return None
 
     @guarded

@@ -154,7 +154,8 @@ def _messages_by_id(connection: sqlite3.Connection, ids: list[str]) -> dict[str,
 def _list_deliveries(
     connection: sqlite3.Connection, message_id: str | None, status: str | None, after: int, limit: int
 ) -> list[tuple[int, Delivery]]:
-    where, args = ["seq > ?"], [after]
+    where: list[str] = ["seq > ?"]
+    args: list[object] = [after]
     if message_id is not None:
         where.append("message_id = ?")
         args.append(message_id)
@@ -272,7 +273,8 @@ def delivery_settled(
         if error == SUBSCRIPTION_GONE:
             row = connection.execute("SELECT subscriber_id, target FROM deliveries WHERE id = ?", (job.id,)).fetchone()
             if row is not None:
-                _forget_push_subscription(connection, *row, now)
+                subscriber_id, endpoint = row
+                _forget_push_subscription(connection, subscriber_id, endpoint, now)
     counted = 0 if attempt is None else 1
     connection.execute(
         "UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = ?, updated_at = ? WHERE id = ?",

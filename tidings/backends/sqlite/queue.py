@@ -7,6 +7,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable
+from typing import Any
 
 from tidings.backends.sqlite.db import Database
 from tidings.core.types import PRIORITIES, Job
@@ -36,9 +37,9 @@ def insert_jobs(connection: sqlite3.Connection, jobs: list[Job]) -> None:
     )
 
 
-def _job(row: tuple) -> Job:
-    *head, payload = row
-    return Job(*head, payload=json.loads(payload))
+def _job(row: tuple[Any, ...]) -> Job:
+    id, kind, ref, lane, priority, attempts, run_at, expires_at, payload = row
+    return Job(id, kind, ref, lane, priority, attempts, run_at, expires_at, json.loads(payload))
 
 
 def _lease(connection: sqlite3.Connection, lane: str, limit: int, now: float, until: float) -> list[Job]:

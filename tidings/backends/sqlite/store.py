@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import fields
 from importlib import resources
+from typing import Any
 
 from tidings.backends.sqlite.db import Database
 from tidings.backends.sqlite.limits import FLUSH_EVERY, LimitState
@@ -49,9 +50,14 @@ def schema() -> str:
     return resources.files(__package__).joinpath("schema.sql").read_text()
 
 
-def _verification(row: tuple) -> Verification:
-    (id, to, channel, status, sealed, *rest, is_test, country) = row
-    return Verification(id, to, Channel(channel), Status(status), sealed, *rest, bool(is_test), country)
+def _verification(row: tuple[Any, ...]) -> Verification:
+    (id, to, channel, status, sealed, locale, app_name, template, created_at, expires_at, updated_at, send_count,
+     check_count, delivered_count, max_checks, max_sends, last_sent_at, is_test, country) = row  # fmt: skip
+    return Verification(
+        id, to, Channel(channel), Status(status), sealed, locale, app_name, template, created_at, expires_at,
+        updated_at, send_count, check_count, delivered_count, max_checks, max_sends, last_sent_at, bool(is_test),
+        country,
+    )  # fmt: skip
 
 
 def _save(connection: sqlite3.Connection, verification: Verification) -> None:
