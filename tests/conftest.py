@@ -18,9 +18,9 @@ import redis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tidings.api.app import create_app
 from tidings.config import validate_providers
 from tidings.core.settings import Settings
+from tidings.wiring import build_app
 
 ROOT_KEY = "tk_root-key-for-tests-only-0123456789abcdef"
 REDIS_URL = os.environ.get("TIDINGS_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -145,7 +145,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
     async def start(config: dict[str, Any] | None = None) -> Api:
         settings = Settings.model_validate(merge(base_config(tmp_path), config or {}))
         validate_providers(settings)
-        server = ServedAsInProduction(create_app(settings), host="127.0.0.1", port=0)
+        server = ServedAsInProduction(build_app(settings), host="127.0.0.1", port=0)
         await server.start_server()
         api = Api(str(server.make_url("")))
         running.append((server, api))

@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from tidings import config, logs, server
+    from tidings import config, server
     from tidings.errors import BackendError
+    from tidings.runtime import logs
 
     overrides = {key: value for key in ("host", "port", "role") if (value := getattr(args, key)) is not None}
     try:

@@ -1,7 +1,7 @@
 """Serving: uvloop, the listening socket, and a graceful stop on SIGTERM or SIGINT.
 
 On a signal the server stops accepting, lets requests in progress finish, then the dispatcher finishes or gives
-back its leased jobs (``api.app``), so nothing acknowledged is lost.
+back its leased jobs (``wiring``), so nothing acknowledged is lost.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import logging
 from aiohttp import web
 
 from tidings.api.access_log import AccessLogger
-from tidings.api.app import create_app
 from tidings.core.settings import Settings
-from tidings.oslimits import raise_open_files
+from tidings.runtime.oslimits import raise_open_files
+from tidings.wiring import build_app
 
 log = logging.getLogger("tidings")
 YOUNG_COLLECTION_EVERY = 20_000
@@ -32,7 +32,7 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 def run(settings: Settings) -> None:
     raise_open_files()  # every live stream is an open file
-    app = create_app(settings)
+    app = build_app(settings)
     app.on_startup.append(_tune_garbage_collector)
     web.run_app(
         app,

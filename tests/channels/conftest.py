@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
 
-from tidings.channels.guard import guarded_client
-from tidings.providers.client import HttpClient
+from tidings.core import webhook_secrets
+from tidings.outbound.client import HttpClient
+from tidings.outbound.guard import guarded_client
 
 
 @pytest.fixture
@@ -15,3 +17,8 @@ async def http() -> AsyncIterator[HttpClient]:
     client = guarded_client(timeout=2.0, allow_private=True)
     yield client
     await client.close()
+
+
+def new_secret() -> str:
+    """A secret as the subscribers service makes one."""
+    return webhook_secrets.encode(os.urandom(webhook_secrets.KEY_BYTES))

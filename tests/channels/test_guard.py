@@ -8,9 +8,9 @@ import socket
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from tidings.channels.guard import GuardedResolver, PrivateAddress, check_url, guarded_client
 from tidings.core.types import Permanent
-from tidings.providers.client import HttpClient, Response
+from tidings.outbound.client import HttpClient, Response
+from tidings.outbound.guard import GuardedResolver, PrivateAddress, check_url, guarded_client
 from tidings.testing.webhooks import RECEIVER, create_app
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from tidings.channels.guard import guarded_client
-from tidings.channels.webhook import Webhooks, new_secret
+from tests.channels.conftest import new_secret
+from tidings.channels.webhook import Webhooks
 from tidings.channels.webpush import WebPush, vapid_key
 from tidings.core.push import PushCall, WebhookCall
 from tidings.core.types import Permanent
+from tidings.outbound.guard import guarded_client
 from tidings.testing import webpush as push_service
 from tidings.testing.webhooks import RECEIVER, create_app
 from tidings.testing.webpush import PUSH_SERVICE

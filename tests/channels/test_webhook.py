@@ -12,11 +12,13 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from tidings.channels.guard import guarded_client
-from tidings.channels.webhook import Webhooks, new_secret, valid_secret
+from tests.channels.conftest import new_secret
+from tidings.channels.webhook import Webhooks
 from tidings.core.push import WebhookCall
 from tidings.core.types import Deferred, Delivered, Permanent, Transient
-from tidings.providers.client import HttpClient
+from tidings.core.webhook_secrets import valid as valid_secret
+from tidings.outbound.client import HttpClient
+from tidings.outbound.guard import guarded_client
 from tidings.testing.webhooks import RECEIVER, Receiver, create_app
 
 SECRET = new_secret()

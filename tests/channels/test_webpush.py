@@ -23,7 +23,7 @@ from tidings.channels.webpush import GONE, WebPush, application_server_key, vapi
 from tidings.core import b64
 from tidings.core.push import PushCall
 from tidings.core.types import Delivered, Permanent, Transient
-from tidings.providers.client import HttpClient
+from tidings.outbound.client import HttpClient
 from tidings.testing import webpush as emulator
 from tidings.testing.emulator import EMULATOR, Emulator
 from tidings.testing.webpush import PUSH_SERVICE, BrowserSubscription, PushService

@@ -13,8 +13,8 @@ from tests.conftest import Api, base_config, merge
 from tests.dispatch.conftest import yunpian_config
 from tests.dispatch.test_sending import eventually
 from tests.push.conftest import finished
-from tidings.api.app import create_app
 from tidings.core.settings import Settings
+from tidings.wiring import build_app
 
 RECIPIENTS, CONCURRENCY = 1000, 50
 
@@ -79,7 +79,7 @@ async def test_a_batch_whose_request_fails_is_retried_whole_and_sent_once(serve,
 async def test_a_batch_in_flight_at_shutdown_is_given_back_and_sent_after_a_restart(tmp_path, serve, yunpian_emulator):
     slow = await yunpian_emulator(latency=10)
     config = merge(base_config(tmp_path), {**yunpian_config(slow.url), "dispatch": {"shutdown_grace": 0.2}})
-    server = TestServer(create_app(Settings.model_validate(config)), host="127.0.0.1", port=0)
+    server = TestServer(build_app(Settings.model_validate(config)), host="127.0.0.1", port=0)
     await server.start_server()
     api = Api(str(server.make_url("")))
     mobiles = [f"+86137{i:08d}" for i in range(5)]

@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import free_port
+from tidings.outbound.client import HttpClient
 from tidings.providers.base import Provider
-from tidings.providers.client import HttpClient
 from tidings.testing.emulator import EMULATOR, Emulator, Received
 
 TIMEOUT = 1.0

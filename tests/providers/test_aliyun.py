@@ -13,9 +13,9 @@ from urllib.parse import quote
 import pytest
 
 from tidings.core.types import Delivered, OutboundMessage, Permanent, Transient
+from tidings.outbound.client import Response
 from tidings.providers import aliyun
 from tidings.providers.aliyun import Aliyun
-from tidings.providers.client import Response
 from tidings.testing import aliyun as emulator
 
 KEY_ID, KEY_SECRET = "key-id", "key-secret"

@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from tidings.core.types import Delivered, OutboundMessage, Permanent, Transient
+from tidings.outbound.client import Response
 from tidings.providers import twilio
-from tidings.providers.client import Response
 from tidings.providers.twilio import Twilio
 from tidings.testing import twilio as emulator
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tidings.core.types import Delivered, OutboundMessage, Permanent, Transient
+from tidings.outbound.client import HttpClient, Response
 from tidings.providers import yunpian
-from tidings.providers.client import HttpClient, Response
 from tidings.providers.yunpian import Yunpian
 from tidings.testing import yunpian as emulator
 from tidings.testing.__main__ import parse

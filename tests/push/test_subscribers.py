@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from tidings.channels.webhook import valid_secret
+from tidings.core.webhook_secrets import valid as valid_secret
 
 HOOK = "http://127.0.0.1:9/hook"
 PUSH = "http://127.0.0.1:9/push/x"

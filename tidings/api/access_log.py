@@ -13,7 +13,7 @@ import logging
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from tidings.logs import MASK
+from tidings.runtime.logs import MASK
 
 SHOWN = frozenset({"status", "cursor", "limit", "since", "until", "step", "topic"})
 

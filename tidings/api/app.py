@@ -1,52 +1,17 @@
-"""The application: routes and middlewares, and the resources it runs on, opened and closed in pairs."""
+"""The application: routes, middlewares and the OpenAPI document. What it runs on (backends, services, the
+dispatcher) is assembled by ``tidings.wiring`` and shared under ``STATE``."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import time
-from collections.abc import AsyncIterator
-
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from tidings.api import keys, messages, ops, streams, subscribers, verifications
-from tidings.api.client_ip import parse_networks
 from tidings.api.middlewares import add_request_id, handle_errors
 from tidings.api.openapi import document
-from tidings.api.state import STATE, State
-from tidings.backends import Backend, open_backend
-from tidings.channels.guard import guarded_client
-from tidings.channels.stream import Hub, Streams
-from tidings.channels.webhook import Webhooks
-from tidings.channels.webpush import WebPush, application_server_key, vapid_key
-from tidings.core import push
-from tidings.core.breaker import Breaker
-from tidings.core.sealing import Sealer
+from tidings.api.state import STATE
 from tidings.core.settings import Settings
-from tidings.core.tokens import Tokens
-from tidings.dispatch.dispatcher import Dispatcher, JobKind
-from tidings.dispatch.lane import Lane
-from tidings.keys import Keyring
-from tidings.messages import Messages, StreamJobs
-from tidings.metrics import Metrics
-from tidings.nodes import beat_forever
-from tidings.oslimits import raise_open_files
-from tidings.ports import Relay
-from tidings.providers.client import HttpClient
-from tidings.providers.registry import PROVIDERS
-from tidings.subscribers import Subscribers
-from tidings.tasks import stop
-from tidings.verification import Verifications
 
-log = logging.getLogger("tidings")
 ROUTERS = (verifications.router, subscribers.router, messages.router, streams.router, keys.router, ops.router)
-PURGE_EVERY = 600.0
-BREAKER_WINDOW = 20
-"""A provider's circuit judges its last 20 requests (see ``DispatchSettings.breaker_threshold``)."""
-FILES_RESERVED = 256
-"""Open files kept for API requests, the database and outbound sends when streams are counted against the limit."""
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -57,7 +22,6 @@ def create_app(settings: Settings) -> web.Application:
         router.install(app)
     ops.add_static(app)
     app[ops.OPENAPI] = document([endpoint for router in routers for endpoint in router.endpoints])
-    app.cleanup_ctx.append(lambda app: _runtime(app, settings))
     app.on_response_prepare.append(add_request_id)
     app.on_shutdown.append(_close_streams)
     return app
@@ -67,149 +31,3 @@ async def _close_streams(app: web.Application) -> None:
     """Open streams would hold a graceful stop for its whole grace time; their clients reconnect elsewhere."""
     if STATE in app:
         app[STATE].hub.close_all()
-
-
-async def _runtime(app: web.Application, settings: Settings) -> AsyncIterator[None]:
-    async with open_backend(settings.database, settings.secret_key, settings.streams) as backend:
-        metrics = Metrics()
-        sealer = Sealer(backend.secret)
-        verifications = Verifications(settings, backend.store, backend.queue, sealer)
-        keyring = Keyring(backend.store, settings.api_key)
-        root_key = await keyring.ensure_root()
-        if root_key is not None:
-            print(
-                f"Created the root API key (admin scope); it is shown only this once:\n\n    {root_key}\n",
-                flush=True,
-            )
-        allow_private = settings.webhooks.allow_private_networks
-        vapid = vapid_key(backend.secret)
-        people = Subscribers(backend.push, sealer, allow_private=allow_private, region=settings.region)
-        state = State(
-            settings,
-            backend.store,
-            backend.queue,
-            keyring,
-            verifications,
-            metrics,
-            parse_networks(settings.trusted_proxies),
-            backend.push,
-            people,
-            Messages(settings, backend.push, people),
-            Hub(
-                settings.streams.buffer,
-                _stream_capacity(settings),
-                settings.streams.max_per_subscriber,
-                settings.streams.max_per_token,
-            ),
-            Tokens(backend.secret),
-            application_server_key(vapid),
-            backend.nodes,
-            backend.name,
-            sealer,
-        )
-        app[STATE] = state
-        http = HttpClient(settings.dispatch.request_timeout)
-        outside = guarded_client(settings.webhooks.timeout, allow_private)
-        lanes = {**_lanes(settings, http), **_push_lanes(settings, state, vapid, outside, backend.relay)}
-        webhooks = lanes["webhook"].sender
-        assert isinstance(webhooks, Webhooks)
-        _watch(metrics, state.hub, webhooks)
-        for lane, depth in (await backend.queue.depth()).items():
-            if lane not in lanes:
-                log.warning("%d jobs wait for provider %r, which is not configured; they stay queued", depth, lane)
-        kinds: dict[str, JobKind] = {
-            "verification": verifications,
-            "delivery": state.messages,
-            "stream": StreamJobs(backend.push),
-        }
-        dispatcher = Dispatcher(backend.queue, lanes, kinds, settings.dispatch, metrics)
-        sends = settings.role != "api"
-        background = [
-            asyncio.create_task(_purge_forever(backend, settings), name="purge"),
-            asyncio.create_task(
-                beat_forever(backend.nodes, settings.role, lambda: state.hub.connections, lambda: dispatcher.in_flight),
-                name="heartbeat",
-            ),
-        ]
-        if settings.role != "worker":
-            background += [
-                asyncio.create_task(state.hub.heartbeat_forever(settings.streams.heartbeat), name="stream-heartbeat"),
-                asyncio.create_task(backend.relay.run(state.hub.deliver, state.hub.close_all), name="relay"),
-            ]
-        running = asyncio.create_task(dispatcher.run(), name="dispatcher") if sends else None
-        try:
-            yield
-        finally:
-            log.info("stopping: finishing or giving back the sends in flight")
-            await stop(background)  # before the backend closes the connections they use
-            if running is not None:
-                await dispatcher.stop()
-                await running
-            await http.close()
-            await outside.close()
-
-
-def _push_lanes(
-    settings: Settings, state: State, vapid: ec.EllipticCurvePrivateKey, outside: HttpClient, relay: Relay
-) -> dict[str, Lane]:
-    hooks = settings.webhooks
-    webhooks = Webhooks(
-        outside,
-        per_host_concurrency=hooks.per_host_concurrency,
-        per_host_rate=hooks.per_host_rate,
-        breaker_threshold=hooks.breaker_threshold,
-        breaker_cooldown=hooks.breaker_cooldown,
-    )
-    webpush = WebPush(outside, vapid, settings.webpush.vapid_subject)
-    return {
-        "webhook": Lane(webhooks, hooks.concurrency, 0),
-        "webpush": Lane(webpush, settings.webpush.concurrency, 0),
-        "stream": Lane(Streams(state.push, relay), 64, 0),
-    }
-
-
-def _lanes(settings: Settings, http: HttpClient) -> dict[str, Lane]:
-    names = dict.fromkeys([*settings.verify.sms_providers, *settings.verify.email_providers, *settings.providers])
-    lanes = {}
-    for name in names:
-        cls = PROVIDERS[name]
-        provider_settings = cls.Settings.model_validate(settings.providers.get(name, {}))
-        provider = cls(provider_settings, http)
-        if not cls.sends_for_real:
-            log.warning("provider %r does not send anything: it only logs messages (development only)", name)
-        dispatch = settings.dispatch
-        lanes[name] = Lane(
-            provider,
-            provider_settings.concurrency or dispatch.concurrency,
-            dispatch.rate if provider_settings.rate is None else provider_settings.rate,
-            Breaker(
-                dispatch.breaker_threshold, dispatch.breaker_cooldown, 5 * dispatch.breaker_cooldown, BREAKER_WINDOW
-            ),
-        )
-    return lanes
-
-
-def _stream_capacity(settings: Settings) -> int:
-    """The configured cap, or what the open-file limit leaves once the API and the database have their share."""
-    if settings.streams.max_connections:
-        return settings.streams.max_connections
-    files = raise_open_files()
-    return max(1, files - FILES_RESERVED) if files is not None else 1 << 30
-
-
-def _watch(metrics: Metrics, hub: Hub, webhooks: Webhooks) -> None:
-    """Gauges read when scraped, from the objects that know."""
-    metrics.stream_connections.set_function(lambda: hub.connections)
-    metrics.stream_drops.set_function(lambda: hub.dropped)
-    metrics.open_circuits.set_function(lambda: sum(state != "closed" for state in webhooks.breakers().values()))
-
-
-async def _purge_forever(backend: Backend, settings: Settings) -> None:
-    while True:
-        with contextlib.suppress(Exception):
-            now = time.time()
-            removed = await backend.store.purge(now)
-            removed += await backend.push.purge(now, push.RETENTION, settings.streams.cache_age)
-            if removed:
-                log.info("purged %d expired rows", removed)
-        await asyncio.sleep(PURGE_EVERY)

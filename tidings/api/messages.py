@@ -10,7 +10,7 @@ from tidings.api.state import STATE
 from tidings.core import ids
 from tidings.core.push import DeliveryStatus, MessageStatus
 from tidings.errors import InvalidInput, QueueFull
-from tidings.messages import MessageInput
+from tidings.services.messages import MessageInput
 
 router = Router()
 TAG = "messages"

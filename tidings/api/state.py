@@ -11,15 +11,15 @@ from tidings.channels.stream import Hub
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
 from tidings.core.tokens import Tokens
-from tidings.keys import Keyring
-from tidings.messages import Messages
-from tidings.metrics import Metrics
 from tidings.ports import ApiKey, Nodes, PushStore, Queue, Store
-from tidings.subscribers import Subscribers
-from tidings.verification import Verifications
+from tidings.runtime.metrics import Metrics
+from tidings.services.keys import Keyring
+from tidings.services.messages import Messages
+from tidings.services.subscribers import Subscribers
+from tidings.services.verifications import Verifications
 
 
-@dataclass
+@dataclass(kw_only=True)
 class State:
     settings: Settings
     store: Store

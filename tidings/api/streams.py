@@ -23,8 +23,8 @@ from tidings.api.subscribers import SUBSCRIBER_ID
 from tidings.channels.stream import Listener, StreamEvent
 from tidings.core.push import NAME, Message
 from tidings.errors import InvalidInput, NotFound, RateLimited, Unauthorized, Unavailable
-from tidings.messages import encode
-from tidings.subscribers import checked_id
+from tidings.services.messages import encode
+from tidings.services.subscribers import checked_id
 
 router = Router(head=False)  # a stream never ends, so a HEAD would never be answered as done
 TAG = "streams"

@@ -19,7 +19,7 @@ from tidings.api.routing import Param, Router, json
 from tidings.api.state import STATE
 from tidings.core.push import NAME, ChannelType, WebPushSubscription
 from tidings.core.types import rfc3339
-from tidings.subscribers import SubscriberInput, WebhookInput, checked_id
+from tidings.services.subscribers import SubscriberInput, WebhookInput, checked_id
 
 router = Router()
 TAG = "subscribers"

@@ -10,7 +10,7 @@ from tidings.api.routing import Param, Router, json
 from tidings.api.state import STATE
 from tidings.core import ids
 from tidings.ports import Lookup
-from tidings.verification import StartInput
+from tidings.services.verifications import StartInput
 
 router = Router()
 TAG = "verifications"

@@ -10,51 +10,28 @@ rather than waited for.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
 import math
-import os
 import time
 from collections.abc import Callable
 
 from standardwebhooks import Webhook
 from yarl import URL
 
-from tidings.channels.guard import PrivateAddress
+from tidings.core import webhook_secrets
 from tidings.core.breaker import Breaker, State
 from tidings.core.push import WebhookCall
 from tidings.core.ratelimit import Limit, gcra
 from tidings.core.types import Deferred, Delivered, Permanent, SendOutcome, Transient
-from tidings.providers.client import WEBHOOK_RETRIES, HttpClient, outcome_for_status
+from tidings.outbound.client import WEBHOOK_RETRIES, HttpClient, outcome_for_status
+from tidings.outbound.guard import PrivateAddress
 
-SECRET_PREFIX = "whsec_"
 BUSY_WAIT = 1.0
 """How long a delivery to a saturated host is put off."""
 MAX_COOLDOWN = 600.0
 """The longest a dead host's circuit stays open between probes."""
 MAX_RATE_SLEEP = 1.0
 """A wait for the host's rate shorter than this is slept through; a longer one is deferred."""
-
-
-def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(os.urandom(24)).decode()
-
-
-MAX_SECRET_BYTES = 256
-
-
-def valid_secret(secret: str) -> bool:
-    """A ``whsec_`` secret with a key of 1 to 256 bytes. Standard Webhooks advises 24 to 64 (the ones tidings makes
-    are 24), but its libraries take any length, and so does tidings: a short test secret is the caller's choice."""
-    if not secret.startswith(SECRET_PREFIX):
-        return False
-    encoded = secret.removeprefix(SECRET_PREFIX)
-    try:
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except binascii.Error:
-        return False
-    return 1 <= len(key) <= MAX_SECRET_BYTES
 
 
 NO_ANSWER = frozenset({"timeout", "connection_error"})
@@ -119,8 +96,9 @@ class Webhooks:
             url = URL()
         if url.scheme not in ("http", "https") or not url.host:
             return Permanent("invalid_url", "a webhook URL is an http:// or https:// URL with a host")
-        if not valid_secret(call.secret):
-            return Permanent("invalid_secret", f"a webhook secret is whsec_ and 1-{MAX_SECRET_BYTES} bytes in base64")
+        if not webhook_secrets.valid(call.secret):
+            limit = webhook_secrets.MAX_KEY_BYTES
+            return Permanent("invalid_secret", f"a webhook secret is whsec_ and 1-{limit} bytes in base64")
         signer = Webhook(call.secret)
         key = f"[{url.host}]:{url.port}" if ":" in url.host else f"{url.host}:{url.port}"
         host = self._hosts.get(key)

@@ -19,7 +19,7 @@ from yarl import URL
 from tidings.core import b64
 from tidings.core.push import SUBSCRIPTION_GONE, PushCall
 from tidings.core.types import Delivered, Permanent, SendOutcome, Transient
-from tidings.providers.client import HttpClient, Response, outcome_for_status
+from tidings.outbound.client import HttpClient, Response, outcome_for_status
 
 GONE = SUBSCRIPTION_GONE
 INVALID_SUBSCRIPTION = "invalid_subscription"

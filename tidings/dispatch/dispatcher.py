@@ -23,8 +23,8 @@ from tidings.core.settings import DispatchSettings
 from tidings.core.types import Deferred, Delivered, Job, Permanent, SendOutcome, Transient
 from tidings.dispatch.lane import Lane
 from tidings.dispatch.settler import Settler
-from tidings.metrics import Metrics
 from tidings.ports import Ack, Attempt, BatchSender, Drop, Queue, Reschedule, Settlement
+from tidings.runtime.metrics import Metrics
 
 log = logging.getLogger("tidings.dispatch")
 

@@ -19,8 +19,8 @@ from urllib.parse import quote
 from pydantic import SecretStr
 
 from tidings.core.types import Delivered, OutboundMessage, Permanent, SendOutcome, Transient
+from tidings.outbound.client import Response, outcome_for_status
 from tidings.providers.base import Provider, ProviderSettings, secret
-from tidings.providers.client import Response, outcome_for_status
 
 RETRYABLE = frozenset(
     {

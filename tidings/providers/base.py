@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from tidings.core.settings import NumbersAreNotTruths
 from tidings.core.types import OutboundMessage, SendOutcome
-from tidings.providers.client import HttpClient
+from tidings.outbound.client import HttpClient
 
 
 class ProviderSettings(NumbersAreNotTruths):

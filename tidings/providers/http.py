@@ -19,8 +19,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr
 
 from tidings.core.types import Delivered, OutboundMessage, Permanent, SendOutcome, Transient
+from tidings.outbound.client import outcome_for_status
 from tidings.providers.base import Provider, ProviderSettings, secret
-from tidings.providers.client import outcome_for_status
 
 _PLACEHOLDER = re.compile(r"\{(to|text|code|idempotency_key)\}")
 

@@ -14,8 +14,8 @@ from typing import ClassVar, Self
 from pydantic import Field, SecretStr, model_validator
 
 from tidings.core.types import Delivered, OutboundMessage, Permanent, SendOutcome, Transient
+from tidings.outbound.client import Response, retry_after
 from tidings.providers.base import Provider, ProviderSettings, secret
-from tidings.providers.client import Response, retry_after
 
 RETRYABLE = frozenset({20429, 20500, 20503})
 """Too many concurrent requests, internal error, service unavailable: a retry can cure these."""

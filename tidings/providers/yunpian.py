@@ -20,10 +20,10 @@ from urllib.parse import quote, quote_plus
 
 from pydantic import Field, SecretStr
 
-from tidings.batching import TurnBatch
 from tidings.core.types import Delivered, OutboundMessage, Permanent, SendOutcome, Transient
+from tidings.outbound.client import HttpClient, Response, outcome_for_status
 from tidings.providers.base import Provider, ProviderSettings, secret
-from tidings.providers.client import HttpClient, Response, outcome_for_status
+from tidings.runtime.batching import TurnBatch
 
 RETRYABLE = frozenset({-4, -5, -50, -51, -52, -53})
 """Call quota or frequency exceeded for the account (-4, -5); unknown error, system busy, or a failure while

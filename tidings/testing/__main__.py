@@ -12,7 +12,7 @@ import importlib
 
 from aiohttp import web
 
-from tidings.oslimits import raise_open_files
+from tidings.runtime.oslimits import raise_open_files
 from tidings.server import new_loop
 
 EMULATORS = ("yunpian", "twilio", "aliyun", "webpush", "webhooks")

@@ -30,8 +30,8 @@ from redis.exceptions import (
 )
 from yarl import URL
 
-from tidings.batching import TurnBatch
 from tidings.errors import StoreError
+from tidings.runtime.batching import TurnBatch
 
 log = logging.getLogger("tidings.redis")
 PREFIX = "tidings:"

@@ -24,9 +24,9 @@ from pydantic_core import to_json
 from tidings.backends.redis.client import PREFIX, Scripts, guarded, listen_forever, text
 from tidings.core.types import PRIORITIES, Job
 from tidings.errors import StoreError
-from tidings.nodes import node_id
 from tidings.ports import Ack, Attempt, Drop, Reschedule, Settlement
-from tidings.tasks import stop
+from tidings.runtime.nodes import node_id
+from tidings.runtime.tasks import stop
 
 log = logging.getLogger("tidings.redis")
 

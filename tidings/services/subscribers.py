@@ -6,16 +6,17 @@ are sealed (AES-GCM under the server secret, bound to the subscriber) rather tha
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from tidings.channels.guard import PrivateAddress, check_url
-from tidings.channels.webhook import MAX_SECRET_BYTES, new_secret, valid_secret
+from tidings.core import webhook_secrets
 from tidings.core.address import InvalidAddress, parse_email, parse_phone
 from tidings.core.push import NAME, ChannelType, Subscriber, WebhookEndpoint, WebPushSubscription
 from tidings.core.sealing import Sealer
 from tidings.errors import InvalidInput, NotFound, Unprocessable
+from tidings.outbound.guard import PrivateAddress, check_url
 from tidings.ports import PushStore
 
 
@@ -66,12 +67,13 @@ class Subscribers:
         webhooks = []
         for n, hook in zip(_places(given, ChannelType.WEBHOOK), given.webhooks, strict=True):
             await self._check_url(hook.url, f"channels[{n}].url")
-            if hook.secret is not None and not valid_secret(hook.secret):
+            if hook.secret is not None and not webhook_secrets.valid(hook.secret):
                 raise InvalidInput(
-                    f"a webhook secret is `whsec_` followed by 1 to {MAX_SECRET_BYTES} base64-encoded bytes",
+                    f"a webhook secret is `whsec_` followed by 1 to {webhook_secrets.MAX_KEY_BYTES} base64-encoded"
+                    " bytes",
                     field=f"channels[{n}].secret",
                 )
-            secret = hook.secret or known.get(hook.url) or new_secret()
+            secret = hook.secret or known.get(hook.url) or webhook_secrets.encode(os.urandom(webhook_secrets.KEY_BYTES))
             webhooks.append(WebhookEndpoint(hook.url, secret))
         for n, push in zip(_places(given, ChannelType.WEBPUSH), given.webpush, strict=True):
             await self._check_url(push.endpoint, f"channels[{n}].endpoint")

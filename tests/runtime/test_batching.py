@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tidings.batching import TurnBatch
+from tidings.runtime.batching import TurnBatch
 
 
 async def test_calls_of_one_turn_go_together_and_later_calls_apart():

@@ -20,12 +20,12 @@ from aiohttp import web
 from tests.conftest import CODE, ROOT_KEY, Api, ServedAsInProduction, base_config, merge
 from tests.dispatch.conftest import APIKEY, Running, yunpian_config, yunpian_emulator  # noqa: F401 - a fixture
 from tests.dispatch.test_sending import eventually
-from tidings import logs
 from tidings.api.access_log import AccessLogger
-from tidings.api.app import create_app
 from tidings.config import validate_providers
 from tidings.core.settings import Settings
+from tidings.runtime import logs
 from tidings.testing import webhooks
+from tidings.wiring import build_app
 
 NUMBERS = ("+8613800138000", "+8613900139000")
 GIVEN_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -79,7 +79,7 @@ async def test_no_secret_reaches_the_log(tmp_path: Path, run_app, yunpian_emulat
     settings = Settings.model_validate(merge(base_config(tmp_path), config))
     validate_providers(settings)
     with stderr_log(settings.log_level, settings.log_format) as written:
-        app = create_app(settings)
+        app = build_app(settings)
         app.router.add_get("/boom", boom)
         server = ServedAsInProduction(app, host="127.0.0.1", port=0)
         await server.start_server(access_log_class=AccessLogger, access_log=logging.getLogger("tidings.access"))

@@ -28,7 +28,7 @@ from tidings.core.settings import Settings
 from tidings.core.types import Job, OutboundMessage
 from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.ports import Drop, PushStore
-from tidings.subscribers import Subscribers
+from tidings.services.subscribers import Subscribers
 
 MAX_PUSH_PAYLOAD = 3993
 """Bytes of plaintext that still fit the 4096-byte Web Push record after aes128gcm's overhead (RFC 8291)."""

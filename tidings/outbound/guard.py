@@ -21,7 +21,7 @@ from yarl import URL
 
 from tidings.core.netguard import is_public
 from tidings.core.types import Permanent, Transient
-from tidings.providers.client import AddressRefused, HttpClient, Response
+from tidings.outbound.client import AddressRefused, HttpClient, Response
 
 
 class PrivateAddress(AddressRefused):
