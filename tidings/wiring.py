@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -58,7 +59,7 @@ def build_app(settings: Settings) -> web.Application:
 async def _running(app: web.Application, settings: Settings) -> AsyncIterator[None]:
     async with open_backend(settings.database, settings.secret_key, settings.streams) as backend:
         metrics = Metrics()
-        sealer = Sealer(backend.secret)
+        sealer = Sealer(backend.secret, os.urandom)
         verifications = Verifications(settings, backend.store, backend.queue, sealer)
         keyring = Keyring(backend.store, settings.api_key)
         root_key = await keyring.ensure_root()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import phonenumbers
 import pytest
@@ -103,7 +104,7 @@ def test_limits_for_send():
 
 @given(st.text(alphabet="0123456789", min_size=4, max_size=10))
 def test_sealing_round_trip(code):
-    sealer = Sealer("secret")
+    sealer = Sealer("secret", os.urandom)
     sealed = sealer.seal(code, "ver_1")
     assert code.encode() not in sealed[12:] or len(code) < 5
     assert sealer.unseal(sealed, "ver_1") == code
@@ -111,12 +112,12 @@ def test_sealing_round_trip(code):
 
 
 def test_sealed_codes_are_bound_and_keyed():
-    sealed = Sealer("secret").seal("123456", "ver_1")
-    assert sealed != Sealer("secret").seal("123456", "ver_1")
+    sealed = Sealer("secret", os.urandom).seal("123456", "ver_1")
+    assert sealed != Sealer("secret", os.urandom).seal("123456", "ver_1")
     with pytest.raises(InvalidTag):
-        Sealer("secret").unseal(sealed, "ver_2")
+        Sealer("secret", os.urandom).unseal(sealed, "ver_2")
     with pytest.raises(InvalidTag):
-        Sealer("other").unseal(sealed, "ver_1")
+        Sealer("other", os.urandom).unseal(sealed, "ver_1")
 
 
 def test_default_templates_render():

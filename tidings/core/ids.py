@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import time
+
+RANDOM_BYTES = 10
 
 
-def new_id(prefix: str) -> str:
-    """``ver_`` + 12 hex digits of milliseconds + 20 random hex digits."""
-    return f"{prefix}_{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+def new_id(prefix: str, now: float, random: bytes) -> str:
+    """``ver_`` + 12 hex digits of the milliseconds of ``now`` + 20 hex digits of ``random`` (``RANDOM_BYTES`` from
+    the caller's source: the operating system's, outside tests)."""
+    return f"{prefix}_{int(now * 1000):012x}{random.hex()}"
 
 
 _SHAPE = re.compile(r"[a-z]+_[0-9a-f]{32}")

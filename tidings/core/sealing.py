@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -16,11 +16,13 @@ _NONCE_BYTES = 12
 
 
 class Sealer:
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, random: Callable[[int], bytes]) -> None:
+        """``random(n)``: n bytes for each nonce, from a CSPRNG (``os.urandom``)."""
         self._aead = AESGCM(hashlib.sha256(b"tidings/codes\0" + secret.encode()).digest())
+        self._random = random
 
     def seal(self, code: str, bound_to: str) -> bytes:
-        nonce = os.urandom(_NONCE_BYTES)
+        nonce = self._random(_NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, code.encode(), bound_to.encode())
 
     def unseal(self, sealed: bytes, bound_to: str) -> str:

@@ -7,10 +7,11 @@ presented, so the lookup never compares secrets byte by byte.
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
 import time
 
-from tidings.core.ids import new_id
+from tidings.core.ids import RANDOM_BYTES, new_id
 from tidings.core.sealing import hash_key
 from tidings.ports import ApiKey, Store
 
@@ -44,7 +45,8 @@ class Keyring:
     async def create(self, name: str, scopes: frozenset[str]) -> tuple[ApiKey, str]:
         """A new key and its secret, which is returned here once and never again."""
         secret = "tk_" + secrets.token_urlsafe(32)
-        key = ApiKey(new_id("key"), name, scopes, time.time(), hash_key(secret))
+        now = time.time()
+        key = ApiKey(new_id("key", now, os.urandom(RANDOM_BYTES)), name, scopes, now, hash_key(secret))
         await self.store.add_key(key)
         return key, secret
 

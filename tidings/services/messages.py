@@ -8,12 +8,13 @@ one job per message: putting a message into thousands of stream caches and conne
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from tidings.core import push
-from tidings.core.ids import has_shape, new_id
+from tidings.core.ids import RANDOM_BYTES, has_shape, new_id
 from tidings.core.push import (
     ChannelType,
     Counts,
@@ -70,7 +71,7 @@ class Messages:
             raise InvalidInput("send_at: at most a year ahead", field="send_at")
         starts = max(now, given.send_at or now)
         message = Message(
-            id=new_id("msg"),
+            id=new_id("msg", now, os.urandom(RANDOM_BYTES)),
             title=given.title,
             body=given.body,
             data=given.data,

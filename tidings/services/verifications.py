@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import secrets
 import time
 from dataclasses import dataclass
 
 from tidings.core import abuse, otp, templates
 from tidings.core.address import InvalidAddress, parse_email, parse_phone
-from tidings.core.ids import new_id
+from tidings.core.ids import RANDOM_BYTES, new_id
 from tidings.core.otp import CheckResult, Refused
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
@@ -87,8 +89,8 @@ class Verifications:
         template = request.template or "verification"
         if template not in self.templates:
             raise InvalidInput(f"template: no template named {template!r}", field="template")
-        id = new_id("ver")
-        code = test_code or otp.generate_code(request.code_length or self.verify.code_length)
+        id = new_id("ver", now, os.urandom(RANDOM_BYTES))
+        code = test_code or otp.generate_code(request.code_length or self.verify.code_length, secrets.randbelow)
         fresh = Verification(
             id=id,
             to=address.to,
