@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from tidings.core.otp import CheckResult, Refused
+from tidings.core.outcomes import Attempt, Settlement
 from tidings.core.push import Counts, Delivery, Message, Subscriber
 from tidings.core.ratelimit import Limit
 from tidings.core.types import Channel, Job, SendOutcome, Verification
@@ -57,47 +58,6 @@ class ApiKey:
     scopes: frozenset[str]
     created_at: float
     key_hash: str = field(repr=False, default="")
-
-
-# What the dispatcher does with a job once its send has an outcome.
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    """Sent: the job leaves the queue."""
-
-    provider_message_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reschedule:
-    """Try again at ``run_at`` on ``lane`` (the same one, or the next provider on failover)."""
-
-    run_at: float
-    lane: str
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class Drop:
-    """Give up on the job; ``failed`` says whether the thing it sent is now failed for good."""
-
-    reason: str
-    failed: bool = True
-
-
-Settlement = Ack | Reschedule | Drop
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One recorded try of one job with one provider."""
-
-    job: Job
-    provider: str
-    outcome: str
-    error: str | None
-    at: float
 
 
 class Store(Protocol):

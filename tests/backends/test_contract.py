@@ -14,6 +14,7 @@ import pytest
 
 from tidings.backends import Backend, open_backend
 from tidings.core.otp import CheckResult, Refused
+from tidings.core.outcomes import Ack, Attempt, Drop, Reschedule
 from tidings.core.push import (
     SUBSCRIPTION_GONE,
     ChannelType,
@@ -26,7 +27,7 @@ from tidings.core.push import (
 )
 from tidings.core.ratelimit import Limit
 from tidings.core.types import PRIORITY_LOW, PRIORITY_VERIFICATION, Channel, Job, Status, Verification
-from tidings.ports import IDEMPOTENCY_PENDING, Ack, ApiKey, Attempt, Drop, Lookup, Reschedule, Started, StartRequest
+from tidings.ports import IDEMPOTENCY_PENDING, ApiKey, Lookup, Started, StartRequest
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -288,3 +289,50 @@ async def test_a_push_subscription_that_is_gone_is_forgotten(backend):
     attempt = Attempt(leased, "webpush", "permanent", SUBSCRIPTION_GONE, time.time())
     await backend.queue.settle([(leased, Drop(SUBSCRIPTION_GONE), attempt)], time.time())
     assert (await backend.push.get_subscriber("a")).webpush == ()
+
+
+SMS_ONLY = (ChannelType.SMS,)
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        ([(Ack(), "")], ("delivered", 1, None)),
+        ([(Reschedule(0, "sms", 1), "http_503")], ("queued", 1, "http_503")),
+        ([(Reschedule(0, "sms", 1), "http_503"), (Reschedule(0, "sms", 1), None)], ("queued", 1, "http_503")),
+        ([(Reschedule(0, "sms", 1), "http_503"), (Ack(), "")], ("delivered", 2, None)),
+        ([(Drop("bad_number"), "bad_number")], ("failed", 1, "bad_number")),
+        ([(Drop("expired", failed=False), None)], ("expired", 0, "expired")),
+    ],
+)
+async def test_a_delivery_follows_its_job_as_core_outcomes_says(backend, steps, expected):
+    """Each backend applies ``core.outcomes.effect`` (SQLite in SQL, Redis in Lua): the same table holds for both."""
+    await backend.push.put_subscriber(subscriber("a"))
+    message = Message("msg_o", None, "x", None, "normal", time.time(), time.time() + 60, channels=SMS_ONLY)
+    await backend.push.create_message(message, ["a"], plan)
+    for settlement, error in steps:
+        [leased] = await backend.queue.lease("sms", 10, time.time() + 1, lease_for=30)
+        attempt = None if error is None else Attempt(leased, "sms", "x", error or None, time.time())
+        await backend.queue.settle([(leased, settlement, attempt)], time.time())
+    [(_, delivery)] = await backend.push.list_deliveries("msg_o", None, 0, 10)
+    assert (delivery.status.value, delivery.attempts, delivery.last_error) == expected
+
+
+@pytest.mark.parametrize(
+    ("settlement", "status", "delivered"),
+    [
+        (Ack(), Status.PENDING, 1),
+        (Drop("yunpian_2"), Status.FAILED, 0),
+        (Drop("expired", failed=False), Status.PENDING, 0),
+        (Reschedule(0, "sms", 1), Status.PENDING, 0),
+    ],
+)
+async def test_a_verification_keeps_count_of_its_sends_as_core_outcomes_says(backend, settlement, status, delivered):
+    now = time.time()
+    send = Job("", "verification", "", "sms", run_at=now)
+    request = StartRequest("+8613800138000", Channel.SMS, verification("ver_o", now=now), [], send)
+    await backend.store.start_verification(request, now)
+    [leased] = await backend.queue.lease("sms", 10, now, lease_for=30)
+    await backend.queue.settle([(leased, settlement, Attempt(leased, "sms", "x", None, now))], now)
+    found = await backend.store.get_verification("ver_o")
+    assert (found.status, found.delivered_count) == (status, delivered)

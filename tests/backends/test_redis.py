@@ -13,9 +13,10 @@ from tests.backends.test_contract import enqueue, job, verification
 from tidings.backends import open_backend
 from tidings.core import ratelimit
 from tidings.core.otp import Refused
+from tidings.core.outcomes import Ack, Reschedule
 from tidings.core.ratelimit import Limit
 from tidings.core.types import Channel
-from tidings.ports import Ack, Reschedule, Started, StartRequest
+from tidings.ports import Started, StartRequest
 
 
 @pytest.fixture

@@ -19,11 +19,12 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from tidings.core import retry
+from tidings.core.outcomes import Ack, Attempt, Drop, Reschedule, Settlement
 from tidings.core.settings import DispatchSettings
 from tidings.core.types import Deferred, Delivered, Job, Permanent, SendOutcome, Transient
 from tidings.dispatch.lane import Lane
 from tidings.dispatch.settler import Settler
-from tidings.ports import Ack, Attempt, BatchSender, Drop, Queue, Reschedule, Settlement
+from tidings.ports import BatchSender, Queue
 from tidings.runtime.metrics import Metrics
 
 log = logging.getLogger("tidings.dispatch")

@@ -6,8 +6,9 @@ import asyncio
 import logging
 import time
 
+from tidings.core.outcomes import Attempt, Settlement
 from tidings.core.types import Job
-from tidings.ports import Attempt, Queue, Settlement
+from tidings.ports import Queue
 
 log = logging.getLogger("tidings.dispatch")
 

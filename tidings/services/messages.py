@@ -15,6 +15,7 @@ from typing import Any
 
 from tidings.core import push
 from tidings.core.ids import RANDOM_BYTES, has_shape, new_id
+from tidings.core.outcomes import Drop
 from tidings.core.push import (
     ChannelType,
     Counts,
@@ -28,7 +29,7 @@ from tidings.core.push import (
 from tidings.core.settings import Settings
 from tidings.core.types import Job, OutboundMessage
 from tidings.errors import Conflict, InvalidInput, NotFound
-from tidings.ports import Drop, PushStore
+from tidings.ports import PushStore
 from tidings.services.subscribers import Subscribers
 
 MAX_PUSH_PAYLOAD = 3993

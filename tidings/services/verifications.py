@@ -14,11 +14,12 @@ from tidings.core import abuse, otp, templates
 from tidings.core.address import InvalidAddress, parse_email, parse_phone
 from tidings.core.ids import RANDOM_BYTES, new_id
 from tidings.core.otp import CheckResult, Refused
+from tidings.core.outcomes import Drop
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
 from tidings.core.types import PRIORITY_VERIFICATION, Channel, Job, OutboundMessage, Status, Verification
 from tidings.errors import Conflict, InvalidInput, NotFound, QueueFull, RateLimited, Unprocessable
-from tidings.ports import Drop, Lookup, Queue, Started, StartRequest, Store
+from tidings.ports import Lookup, Queue, Started, StartRequest, Store
 
 log = logging.getLogger("tidings.verify")
 

@@ -18,7 +18,6 @@ from tidings.backends.redis.client import PREFIX, Scripts, guarded, hashes, text
 from tidings.backends.redis.queue import RedisQueue, queued_job
 from tidings.core.push import (
     RETENTION,
-    SUBSCRIPTION_GONE,
     ChannelType,
     Counts,
     Delivery,
@@ -31,7 +30,7 @@ from tidings.core.push import (
     subscriber_record,
 )
 from tidings.core.types import Job
-from tidings.ports import Ack, Attempt, DeliveryContext, Drop, Fanout, Reschedule, Settlement
+from tidings.ports import DeliveryContext, Fanout
 
 _DELIVERY_FIELDS = ("id", "message_id", "subscriber_id", "channel", "target", "status", "attempts", "last_error",
                     "created_at", "updated_at")  # fmt: skip
@@ -69,35 +68,6 @@ def _message(id: str, found: dict[bytes, bytes]) -> Message:
     )  # fmt: skip
 
 
-def delivery_effect(job: Job, settlement: Settlement, attempt: Attempt | None) -> dict:
-    """A delivery follows its job: tries, the last error, and how it ended (``change_delivery`` in ``lib.lua``)."""
-    error = attempt.error if attempt is not None else None
-    if isinstance(settlement, Reschedule):
-        change: dict = {"attempts_set": settlement.attempts}
-        if error is not None:
-            change["error"] = error
-        return {"delivery": change}
-    counted = 0 if attempt is None else 1
-    if isinstance(settlement, Ack):
-        return {"delivery": {"status": "delivered", "attempts_add": counted, "clear_error": True}}
-    assert isinstance(settlement, Drop)
-    status = DeliveryStatus.EXPIRED if settlement.reason == "expired" else DeliveryStatus.FAILED
-    error = error or settlement.reason
-    # A push service said the subscription is gone: the subscriber loses it (``forget_push_subscription``).
-    return {
-        "delivery": {"status": status.value, "attempts_add": counted, "error": error},
-        "gone": error == SUBSCRIPTION_GONE,
-    }
-
-
-def stream_effect(job: Job, settlement: Settlement, attempt: Attempt | None) -> dict:
-    """A dropped stream job ends its message's waiting stream deliveries; a sent one was counted when cached."""
-    if not isinstance(settlement, Drop):
-        return {}
-    status = DeliveryStatus.EXPIRED if settlement.reason == "expired" else DeliveryStatus.FAILED
-    return {"stream": [job.ref, {"status": status.value, "attempts_add": 1, "error": settlement.reason}]}
-
-
 class RedisPush:
     def __init__(
         self, client: redis.Redis, scripts: Scripts, queue: RedisQueue, cache_age: float, cache_size: int
@@ -107,8 +77,6 @@ class RedisPush:
         self.queue = queue
         self.cache_age = cache_age
         self.cache_size = cache_size
-        queue.effects["delivery"] = delivery_effect
-        queue.effects["stream"] = stream_effect
 
     async def _subscribers(self, ids: list[str]) -> dict[str, Subscriber]:
         found = await hashes(self.client, [f"{PREFIX}sub:{id}" for id in ids])

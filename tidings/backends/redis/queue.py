@@ -15,23 +15,23 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import fields, replace
+from typing import Any
 
 import redis.asyncio as redis
 from pydantic_core import to_json
 
 from tidings.backends.redis.client import PREFIX, Scripts, guarded, listen_forever, text
+from tidings.core import outcomes
+from tidings.core.outcomes import Ack, Attempt, DeliveryChange, Drop, Effect, Reschedule, Settlement
 from tidings.core.types import PRIORITIES, Job
 from tidings.errors import StoreError
-from tidings.ports import Ack, Attempt, Drop, Reschedule, Settlement
 from tidings.runtime.nodes import node_id
 from tidings.runtime.tasks import stop
 
 log = logging.getLogger("tidings.redis")
 
 Settled = list[tuple[Job, Settlement, Attempt | None]]
-SettleEffect = Callable[[Job, Settlement, Attempt | None], dict]
 
 PROMOTE = 5000
 """Due jobs a lease moves from a lane's schedule into its streams at most."""
@@ -52,14 +52,42 @@ def queued_job(job: Job) -> dict[str, str]:
             "data": job_data(job)}  # fmt: skip
 
 
+def effect_operation(job: Job, effect: Effect) -> dict[str, Any]:
+    """What ``settle.lua`` takes of an outcome's effect (applied by ``lib.lua``)."""
+    operation: dict[str, Any] = {}
+    if effect.verification is not None:
+        operation["verification"] = [job.ref, effect.verification]
+    if effect.delivery is not None:
+        operation["delivery"] = _change(effect.delivery)
+    if effect.stream is not None:
+        operation["stream"] = [job.ref, _change(effect.stream)]
+    if effect.forget_subscription:
+        operation["gone"] = True
+    return operation
+
+
+def _change(change: DeliveryChange) -> dict[str, Any]:
+    """A delivery's change as ``change_delivery`` in ``lib.lua`` takes it."""
+    fields: dict[str, Any] = {}
+    if change.status is not None:
+        fields["status"] = change.status.value
+    if change.attempts is not None:
+        fields["attempts_set"] = change.attempts
+    if change.add_attempt:
+        fields["attempts_add"] = 1
+    if change.error is not None:
+        fields["error"] = change.error
+    elif change.clear_error:
+        fields["clear_error"] = True
+    return fields
+
+
 class RedisQueue:
     def __init__(self, client: redis.Redis, scripts: Scripts) -> None:
         self.client = client
         self.scripts = scripts
         self.consumer = node_id()
         """Unique per process: peers that shared one consumer name would all read every job."""
-        self.effects: dict[str, SettleEffect] = {}
-        """Per job kind: what settling one of its jobs changes besides the queue, as ``settle.lua`` takes it."""
         self._entries: dict[str, tuple[str, str]] = {}
         """Leased job id -> (priority, stream entry id), to acknowledge the entry when the job is settled."""
         self._arrived = asyncio.Event()
@@ -143,9 +171,7 @@ class RedisQueue:
                 operation["dead"] = settlement.reason
             else:
                 assert isinstance(settlement, Ack)
-            effect = self.effects.get(job.kind)
-            if effect is not None:
-                operation.update(effect(job, settlement, attempt))
+            operation.update(effect_operation(job, outcomes.effect(job, settlement, attempt)))
             if attempt is not None:
                 operation["attempt"] = [job.kind, job.ref, attempt.provider, attempt.outcome, attempt.error or "",
                                         repr(attempt.at)]  # fmt: skip

@@ -19,20 +19,9 @@ from tidings.backends.redis.client import PREFIX, Scripts, guarded, hash_at, has
 from tidings.backends.redis.queue import RedisQueue, queued_job
 from tidings.core import abuse, otp
 from tidings.core.otp import RETENTION, CheckResult, Refused
-from tidings.core.types import Channel, Job, Status, Verification
+from tidings.core.types import Channel, Status, Verification
 from tidings.errors import StoreError
-from tidings.ports import (
-    IDEMPOTENCY_CLAIM,
-    IDEMPOTENCY_PENDING,
-    Ack,
-    ApiKey,
-    Attempt,
-    Drop,
-    Lookup,
-    Settlement,
-    Started,
-    StartRequest,
-)
+from tidings.ports import IDEMPOTENCY_CLAIM, IDEMPOTENCY_PENDING, ApiKey, Lookup, Started, StartRequest
 
 TRIES = 200
 """Reads and writes one change may take when others keep changing the same verification."""
@@ -96,15 +85,6 @@ def _pointers(to: str, channel: Channel) -> list[str]:
     return [f"{PREFIX}latest:{channel.value}:{to}", f"{PREFIX}latest:{to}"]
 
 
-def verification_effect(job: Job, settlement: Settlement, attempt: Attempt | None) -> dict:
-    """What settling a verification's send changes in it (see ``verification_settled`` in ``lib.lua``)."""
-    if isinstance(settlement, Ack):
-        return {"verification": [job.ref, "delivered"]}
-    if isinstance(settlement, Drop) and settlement.failed:
-        return {"verification": [job.ref, "failed"]}
-    return {}
-
-
 Decided = TypeVar("Decided", CheckResult | Refused, Verification | Refused)
 """What ``core.otp`` decides on a verification that is read: a check's result, or the verification changed."""
 
@@ -114,7 +94,6 @@ class RedisStore:
         self.client = client
         self.scripts = scripts
         self.queue = queue
-        queue.effects["verification"] = verification_effect
 
     async def _latest(self, pointer: str) -> tuple[Verification, str] | None:
         found = await self.scripts("latest", pointer)

@@ -11,9 +11,10 @@ import sqlite3
 from collections.abc import Callable, Iterator
 
 from tidings.backends.sqlite.db import Database
+from tidings.backends.sqlite.effects import finish_stream
 from tidings.backends.sqlite.queue import SqliteQueue, insert_jobs
+from tidings.core.outcomes import DeliveryChange
 from tidings.core.push import (
-    SUBSCRIPTION_GONE,
     ChannelType,
     Counts,
     Delivery,
@@ -26,7 +27,7 @@ from tidings.core.push import (
     subscriber_record,
 )
 from tidings.core.types import Job
-from tidings.ports import Ack, Attempt, DeliveryContext, Drop, Fanout, Reschedule, Settlement
+from tidings.ports import DeliveryContext, Fanout
 
 _IN_CHUNK = 500
 """Ids per ``IN (...)`` list: below SQLite's limit on bound parameters."""
@@ -219,16 +220,8 @@ def _record_stream(connection: sqlite3.Connection, message_id: str, subscriber_i
         "INSERT INTO stream_events (subscriber_id, message_id, at) VALUES (?, ?, ?)",
         [(id, message_id, now) for id in subscriber_ids],
     )
-    _finish_stream(connection, message_id, DeliveryStatus.DELIVERED, None, now)
-
-
-def _finish_stream(
-    connection: sqlite3.Connection, message_id: str, status: DeliveryStatus, error: str | None, now: float
-) -> None:
-    connection.execute(
-        """UPDATE deliveries SET status = ?, attempts = attempts + 1, last_error = ?, updated_at = ?
-           WHERE message_id = ? AND channel = ? AND status = ?""",
-        (status.value, error, now, message_id, ChannelType.STREAM.value, DeliveryStatus.QUEUED.value),
+    finish_stream(
+        connection, message_id, DeliveryChange(DeliveryStatus.DELIVERED, add_attempt=True, clear_error=True), now
     )
 
 
@@ -251,56 +244,6 @@ def _stream_since(
     ids = [row[0] for row in reversed(rows)]
     found = _messages_by_id(connection, ids)
     return [found[id] for id in ids if id in found]
-
-
-def delivery_settled(
-    connection: sqlite3.Connection, job: Job, settlement: Settlement, attempt: Attempt | None, now: float
-) -> None:
-    """A delivery's row follows its job: tries, the last error, and how it ended."""
-    error = attempt.error if attempt is not None else None
-    if isinstance(settlement, Ack):
-        status, error = DeliveryStatus.DELIVERED, None
-    elif isinstance(settlement, Reschedule):
-        connection.execute(
-            "UPDATE deliveries SET attempts = ?, last_error = coalesce(?, last_error), updated_at = ? WHERE id = ?",
-            (settlement.attempts, error, now, job.id),
-        )
-        return
-    else:
-        assert isinstance(settlement, Drop)
-        status = DeliveryStatus.EXPIRED if settlement.reason == "expired" else DeliveryStatus.FAILED
-        error = error or settlement.reason
-        if error == SUBSCRIPTION_GONE:
-            row = connection.execute("SELECT subscriber_id, target FROM deliveries WHERE id = ?", (job.id,)).fetchone()
-            if row is not None:
-                subscriber_id, endpoint = row
-                _forget_push_subscription(connection, subscriber_id, endpoint, now)
-    counted = 0 if attempt is None else 1
-    connection.execute(
-        "UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = ?, updated_at = ? WHERE id = ?",
-        (status.value, counted, error, now, job.id),
-    )
-
-
-def stream_settled(
-    connection: sqlite3.Connection, job: Job, settlement: Settlement, attempt: Attempt | None, now: float
-) -> None:
-    """A stream job that was dropped (its message expired, say) ends its stream deliveries; a sent one was
-    already counted when it went into the cache."""
-    if isinstance(settlement, Drop):
-        status = DeliveryStatus.EXPIRED if settlement.reason == "expired" else DeliveryStatus.FAILED
-        _finish_stream(connection, job.ref, status, settlement.reason, now)
-
-
-def _forget_push_subscription(connection: sqlite3.Connection, subscriber_id: str, endpoint: str, now: float) -> None:
-    row = connection.execute("SELECT record FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
-    if row is None:
-        return
-    record = json.loads(row[0])
-    record["webpush"] = [push for push in record["webpush"] if push[0] != endpoint]
-    connection.execute(
-        "UPDATE subscribers SET record = ?, updated_at = ? WHERE id = ?", (json.dumps(record), now, subscriber_id)
-    )
 
 
 def _purge(connection: sqlite3.Connection, now: float, retention: float, cache_age: float) -> int:
@@ -327,8 +270,6 @@ class SqlitePush:
     def __init__(self, db: Database, queue: SqliteQueue) -> None:
         self.db = db
         self.queue = queue
-        queue.effects["delivery"] = delivery_settled
-        queue.effects["stream"] = stream_settled
 
     async def put_subscriber(self, subscriber: Subscriber) -> tuple[Subscriber, bool]:
         return await self.db.run(_put_subscriber, subscriber)

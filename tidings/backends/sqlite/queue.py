@@ -6,12 +6,13 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable
 from typing import Any
 
+from tidings.backends.sqlite import effects
 from tidings.backends.sqlite.db import Database
+from tidings.core import outcomes
+from tidings.core.outcomes import Ack, Attempt, Drop, Reschedule, Settlement
 from tidings.core.types import PRIORITIES, Job
-from tidings.ports import Ack, Attempt, Drop, Reschedule, Settlement
 
 _JOB_COLUMNS = "id, kind, ref, lane, priority, attempts, run_at, expires_at, payload"
 
@@ -60,21 +61,11 @@ def _lease(connection: sqlite3.Connection, lane: str, limit: int, now: float, un
     return jobs
 
 
-SettleEffect = Callable[[sqlite3.Connection, Job, Settlement, Attempt | None, float], None]
-
-
-def _settle(
-    connection: sqlite3.Connection,
-    settled: list[tuple[Job, Settlement, Attempt | None]],
-    now: float,
-    effects: dict[str, SettleEffect],
-) -> int:
-    """Apply outcomes, and what each job kind records of them, in one transaction; returns jobs removed."""
+def _settle(connection: sqlite3.Connection, settled: list[tuple[Job, Settlement, Attempt | None]], now: float) -> int:
+    """Apply outcomes, and what they change besides the queue, in one transaction; returns jobs removed."""
     attempts, rescheduled, finished = [], [], []
     for job, settlement, attempt in settled:
-        effect = effects.get(job.kind)
-        if effect is not None:
-            effect(connection, job, settlement, attempt, now)
+        effects.apply(connection, job, outcomes.effect(job, settlement, attempt), now)
         if attempt is not None:
             attempts.append((job.id, job.kind, job.ref, attempt.provider, attempt.outcome, attempt.error, attempt.at))
         if isinstance(settlement, Reschedule):
@@ -92,8 +83,6 @@ class SqliteQueue:
         self.db = db
         self._arrived = asyncio.Event()
         self._queued = 0
-        self.effects: dict[str, SettleEffect] = {}
-        """Per job kind: what settling one of its jobs changes besides the queue (e.g. a verification's status)."""
 
     async def open(self, now: float) -> None:
         """Only this process uses the file (see ``lock``), so leases left by a crashed one are void at once."""
@@ -118,7 +107,7 @@ class SqliteQueue:
         return await self.db.run(_lease, lane, limit, now, now + lease_for)
 
     async def settle(self, settled: list[tuple[Job, Settlement, Attempt | None]], now: float) -> None:
-        self._queued -= await self.db.run(_settle, settled, now, self.effects)
+        self._queued -= await self.db.run(_settle, settled, now)
 
     async def release(self, jobs: list[Job]) -> None:
         await self.db.run(_release, [job.id for job in jobs], time.time())

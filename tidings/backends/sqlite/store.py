@@ -21,20 +21,9 @@ from tidings.backends.sqlite.limits import FLUSH_EVERY, LimitState
 from tidings.backends.sqlite.queue import SqliteQueue, insert_jobs
 from tidings.core import otp
 from tidings.core.otp import RETENTION, CheckResult, Refused
-from tidings.core.types import Channel, Job, Status, Verification
+from tidings.core.types import Channel, Status, Verification
 from tidings.errors import StoreError
-from tidings.ports import (
-    IDEMPOTENCY_CLAIM,
-    IDEMPOTENCY_PENDING,
-    Ack,
-    ApiKey,
-    Attempt,
-    Drop,
-    Lookup,
-    Settlement,
-    Started,
-    StartRequest,
-)
+from tidings.ports import IDEMPOTENCY_CLAIM, IDEMPOTENCY_PENDING, ApiKey, Lookup, Started, StartRequest
 
 log = logging.getLogger("tidings.sqlite")
 
@@ -150,22 +139,6 @@ def _claim(
     return None
 
 
-def verification_settled(
-    connection: sqlite3.Connection, job: Job, settlement: Settlement, attempt: Attempt | None, now: float
-) -> None:
-    """A code was delivered, or every provider refused it: the verification keeps count."""
-    if isinstance(settlement, Ack):
-        connection.execute(
-            "UPDATE verifications SET delivered_count = delivered_count + 1, updated_at = ? WHERE id = ?",
-            (now, job.ref),
-        )
-    elif isinstance(settlement, Drop) and settlement.failed:
-        connection.execute(
-            "UPDATE verifications SET status = ?, updated_at = ? WHERE id = ? AND status = ? AND delivered_count = 0",
-            (Status.FAILED.value, now, job.ref, Status.PENDING.value),
-        )
-
-
 def _purge(connection: sqlite3.Connection, now: float) -> int:
     old = now - RETENTION
     removed = connection.execute(
@@ -185,7 +158,6 @@ class SqliteStore:
     def __init__(self, db: Database, queue: SqliteQueue) -> None:
         self.db = db
         self.queue = queue
-        queue.effects["verification"] = verification_settled
         self.limits = LimitState()
         db.journals.append(self.limits)
         self._flushing: asyncio.Task[None] | None = None
