@@ -3,126 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import ROOT_KEY, free_port
 from tests.dispatch.conftest import APIKEY
+from tests.helpers import Server, wait_for
 from tidings.testing import yunpian
 from tidings.testing.emulator import EMULATOR
 
 pytestmark = pytest.mark.timeout(90)
-
-
-class Server:
-    """``tidings serve`` in its own process, as a user runs it."""
-
-    def __init__(
-        self,
-        folder: Path,
-        sms_url: str,
-        ttl: float = 600,
-        concurrency: int = 2,
-        port: int | None = None,
-        extra: str = "",
-        database: str | None = None,
-        role: str = "all",
-        name: str = "tidings",
-        dispatch: str = "",
-    ) -> None:
-        self.port = port or free_port()
-        self.config = folder / f"{name}.toml"
-        self.config.write_text(
-            f"""
-port = {self.port}
-database = "{database or f"sqlite:///{folder}/tidings.db"}"
-role = "{role}"
-api_key = "{ROOT_KEY}"
-secret_key = "crash-test"
-[verify]
-sms_providers = ["yunpian"]
-ttl = {ttl}
-[limits]
-per_ip_hour = 0
-per_range_hour = 0
-[dispatch]
-shutdown_grace = 5
-{dispatch}
-[providers.yunpian]
-base_url = "{sms_url}"
-apikey = "{APIKEY}"
-concurrency = {concurrency}
-{extra}
-"""
-        )
-        self.log = folder / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-
-    def spawn(self) -> subprocess.Popen:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tidings", "serve", "--config", str(self.config)],
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        return self.process
-
-    async def start(self) -> None:
-        self.spawn()
-        assert self.process is not None
-        deadline = time.monotonic() + 20
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, self.log.read_text()
-                try:
-                    async with session.get(f"{self.url}/readyz") as answer:
-                        if answer.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        self.process.kill()
-        self.process.wait()
-        raise AssertionError("tidings did not start: " + self.log.read_text()[-2000:])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self, sig: int) -> int:
-        assert self.process is not None
-        os.kill(self.process.pid, sig)
-        return self.process.wait(30)
-
-    async def queued(self) -> int:
-        """Jobs in the queue, leased ones included, as ``/metrics`` tells."""
-        async with aiohttp.ClientSession() as session, session.get(f"{self.url}/metrics") as answer:
-            text = await answer.text()
-        return sum(int(float(depth)) for depth in re.findall(r"^tidings_queue_depth\{.*\} (\S+)$", text, re.MULTILINE))
-
-    async def start_verifications(self, numbers: list[str]) -> None:
-        headers = {"Authorization": f"Bearer {ROOT_KEY}"}
-        async with aiohttp.ClientSession(self.url, headers=headers) as session:
-            for number in numbers:
-                async with session.post("/v1/verifications", json={"to": number}) as answer:
-                    assert answer.status == 201, await answer.text()
-
-
-async def wait_for(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "not in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

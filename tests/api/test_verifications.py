@@ -7,20 +7,11 @@ Codes come from configured test numbers here; tests that need codes delivered by
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import sqlite3
-import time
 
 import pytest
 from aiohttp import web
 
-from tests.conftest import ROOT_KEY
-from tidings.api import idempotency
-
-TEST_NUMBER = "+15005550006"
-TEST_CODE = "123456"
-TEST_CONFIG = {"verify": {"test_numbers": {TEST_NUMBER: {"code": TEST_CODE, "until": "2099-12-31"}}}}
+from tests.helpers import TEST_CODE, TEST_CONFIG, TEST_NUMBER
 
 
 async def test_start_check_get(serve):
@@ -225,67 +216,6 @@ async def test_a_code_that_is_not_digits_is_a_wrong_code(serve):
         assert answer.status == 200 and answer.body["valid"] is False, answer.body
 
 
-@pytest.mark.parametrize(
-    ("data", "content_type", "status", "code"),
-    [
-        ('{"to": ', "application/json", 400, "invalid_json"),
-        ("[1, 2]", "application/json", 400, "invalid_json"),
-        ("to=+8613800138000", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
-        ('{"to": "+8613800138000"}', "text/plain", 415, "unsupported_media_type"),
-    ],
-)
-async def test_malformed_bodies(serve, data, content_type, status, code):
-    api = await serve()
-    answer = await api.post("/v1/verifications", data=data, headers={"Content-Type": content_type})
-    assert answer.status == status and answer.error == code
-
-
-async def test_body_too_large(serve):
-    api = await serve({"max_body_size": 2048})
-    answer = await api.post("/v1/verifications", {"to": "+8613800138000", "pad": "x" * 4096})
-    assert answer.status == 413 and answer.error == "payload_too_large"
-    assert "X-Request-Id" in answer.headers
-
-
-async def test_a_body_declared_too_large_is_refused_before_it_is_sent(serve):
-    """Whatever its content type: the caller learns at once, without uploading it."""
-    api = await serve({"max_body_size": 2048})
-    host, port = api.base_url.removeprefix("http://").rstrip("/").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(
-        f"POST /v1/verifications HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ROOT_KEY}\r\n"
-        "Content-Type: text/plain\r\nContent-Length: 10000000\r\n\r\n".encode()
-    )
-    status = await asyncio.wait_for(reader.readline(), 5)
-    writer.close()
-    assert status.split()[1] == b"413"
-
-
-async def test_a_body_not_in_its_content_encoding_is_400(serve):
-    api = await serve()
-    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-    answer = await api.post("/v1/verifications", data=b'{"to": "+8613800138000"}', headers=headers)
-    assert answer.status == 400 and answer.error == "invalid_body"
-
-
-async def test_a_client_that_leaves_mid_body_is_no_server_error(serve, caplog):
-    api = await serve()
-    host, port = api.base_url.removeprefix("http://").rstrip("/").split(":")
-    _, writer = await asyncio.open_connection(host, int(port))
-    writer.write(
-        f"POST /v1/verifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ROOT_KEY}\r\n"
-        'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"to"'.encode()
-    )
-    await writer.drain()
-    await asyncio.sleep(0.2)
-    writer.close()
-    await asyncio.sleep(0.2)
-    metrics = (await api.get("/metrics")).body
-    assert 'route="/v1/verifications",status="499"} 1.0' in metrics
-    assert 'status="500"' not in metrics
-    assert "unhandled error" not in caplog.text
-
-
 async def test_country_allowlist(serve):
     api = await serve({"verify": {"allowed_countries": ["cn"]}})
     refused = await api.post("/v1/verifications", {"to": "+447700900123"})
@@ -294,149 +224,6 @@ async def test_country_allowlist(serve):
     satellite = await api.post("/v1/verifications", {"to": "+88213600000"})  # a number of no country
     assert satellite.status == 422 and satellite.error == "country_not_allowed"
     assert (await api.post("/v1/verifications", {"to": "ada@example.com", "channel": "email"})).status == 201
-
-
-async def test_every_get_answers_head_too(serve):
-    api = await serve(TEST_CONFIG)
-    started = await api.post("/v1/verifications", {"to": TEST_NUMBER})
-    for path, key, status in (
-        ("/healthz", None, 200),
-        ("/readyz", None, 200),
-        (f"/v1/verifications/{started.body['id']}", "default", 200),
-        (f"/v1/verifications/{started.body['id']}", None, 401),
-        ("/v1/verifications/ver_unknown", "default", 404),
-    ):
-        answer = await api.call("HEAD", path, key=key)
-        assert (answer.status, answer.body) == (status, None), path
-        assert answer.headers["X-Request-Id"]
-
-
-async def test_request_id(serve):
-    api = await serve()
-    given = await api.get("/healthz", headers={"X-Request-Id": "abc-123"})
-    assert given.headers["X-Request-Id"] == "abc-123"
-    made = await api.get("/nowhere")
-    assert made.status == 404 and len(made.headers["X-Request-Id"]) >= 16
-    refused = await api.get("/healthz", headers={"X-Request-Id": "bad id\twith spaces"})
-    assert refused.headers["X-Request-Id"] != "bad id\twith spaces"
-
-
-async def test_idempotency_key_returns_the_first_answer(serve):
-    api = await serve({"verify": {"resend_cooldown": 0}})
-    headers = {"Idempotency-Key": "order-42"}
-    first = await api.post("/v1/verifications", {"to": "+8613800138000"}, headers=headers)
-    second = await api.post("/v1/verifications", {"to": "+8613800138000"}, headers=headers)
-    assert first.status == second.status == 201
-    assert first.body == second.body and second.body["send_count"] == 1
-    assert second.headers["Idempotent-Replayed"] == "true"
-    other = await api.post("/v1/verifications", {"to": "+8613800138001"}, headers=headers)
-    assert other.status == 422 and other.error == "idempotency_key_reused"
-
-
-async def test_idempotency_key_holds_for_a_post_without_a_body(serve):
-    api = await serve()
-    started = await api.post("/v1/verifications", {"to": "+8613800138000"})
-    cancel = f"/v1/verifications/{started.body['id']}/cancel"
-    first = await api.post(cancel, headers={"Idempotency-Key": "cancel-1"})
-    retried = await api.post(cancel, headers={"Idempotency-Key": "cancel-1"})
-    assert first.status == retried.status == 200 and first.body == retried.body
-    assert retried.headers["Idempotent-Replayed"] == "true"
-    assert (await api.post(cancel)).status == 409
-
-
-async def test_a_retry_while_another_node_holds_the_key_waits_then_answers_409(serve, tmp_path):
-    """Another node's request under way is a claim in the shared store; here one is written there directly."""
-    api = await serve()
-    body = b'{"to": "+8613800138000"}'
-    with sqlite3.connect(tmp_path / "tidings.db") as other_node:
-        other_node.execute(
-            "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
-            ("key_root:POST:/v1/verifications", "k9", hashlib.sha256(body).hexdigest(), 0, b"", time.time()),
-        )
-    started = time.monotonic()
-    headers = {"Idempotency-Key": "k9", "Content-Type": "application/json"}
-    answer = await api.post("/v1/verifications", data=body, headers=headers)
-    assert answer.status == 409 and answer.error == "idempotency_key_in_use" and answer.headers["Retry-After"] == "1"
-    assert time.monotonic() - started >= idempotency.WAIT_FOR_FIRST
-
-
-async def test_an_answer_kept_before_answers_were_sealed_is_still_replayed(serve, tmp_path):
-    api = await serve()
-    body = b'{"to": "+8613800138000"}'
-    kept = b'{"id": "ver_kept", "status": "pending"}'
-    with sqlite3.connect(tmp_path / "tidings.db") as earlier:
-        earlier.execute(
-            "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
-            ("key_root:POST:/v1/verifications", "k8", hashlib.sha256(body).hexdigest(), 201, kept, time.time()),
-        )
-    headers = {"Idempotency-Key": "k8", "Content-Type": "application/json"}
-    answer = await api.post("/v1/verifications", data=body, headers=headers)
-    assert answer.status == 201 and answer.body == json.loads(kept) and answer.headers["Idempotent-Replayed"] == "true"
-
-
-async def test_idempotency_key_concurrent_retries_send_once(serve):
-    api = await serve({"verify": {"resend_cooldown": 0}})
-    answers = await asyncio.gather(
-        *(api.post("/v1/verifications", {"to": "+8613800138000"}, headers={"Idempotency-Key": "k1"}) for _ in range(10))
-    )
-    assert {a.body["id"] for a in answers} == {answers[0].body["id"]}
-    assert {a.body["send_count"] for a in answers} == {1}
-
-
-async def test_healthz_readyz_openapi_docs(serve):
-    api = await serve()
-    assert (await api.get("/healthz", key=None)).body["status"] == "ok"
-    assert (await api.get("/readyz", key=None)).status == 200
-    document = (await api.get("/openapi.json", key=None)).body
-    assert document["openapi"].startswith("3.1")
-    for path in (
-        "/v1/verifications",
-        "/v1/verifications/check",
-        "/v1/verifications/{id}",
-        "/v1/verifications/{id}/cancel",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/v1/subscribers/{subscriber_id}",  # the paths as API.md writes them
-        "/v1/subscribers/{id}/stream",
-        "/v1/subscribers/{id}/tokens",
-        "/v1/messages",
-    ):
-        assert path in document["paths"], path
-    assert "StartVerification" in document["components"]["schemas"]
-    put = document["paths"]["/v1/subscribers/{subscriber_id}"]["put"]
-    assert "Idempotency-Key" in [parameter["name"] for parameter in put["parameters"]]
-    assert {"409", "422", "503"} <= set(put["responses"])
-    assert put["requestBody"]["required"] is False, "no body reads as {}, a valid subscriber"
-    assert document["paths"]["/v1/verifications"]["post"]["requestBody"]["required"] is True
-    cancel = document["paths"]["/v1/verifications/{id}/cancel"]["post"]
-    assert cancel["parameters"][0]["schema"]["pattern"] == "^ver_[0-9a-f]{32}$"
-    assert {"400", "404", "408"} <= set(cancel["responses"])
-    operations = [operation for path in document["paths"].values() for operation in path.values()]
-    assert all("400" in operation["responses"] for operation in operations), "unknown query parameters"
-    page = await api.get("/docs", key=None)
-    assert page.status == 200 and "/docs/static/swagger-ui-bundle.js" in page.body
-    script = await api.get("/docs/static/swagger-ui-bundle.js", key=None)
-    assert script.status == 200
-    missing = await api.get("/docs/static/nothing.js", key=None)
-    assert missing.status == 404 and missing.error == "not_found"
-
-
-async def test_metrics(serve):
-    api = await serve(TEST_CONFIG)
-    await api.post("/v1/verifications", {"to": TEST_NUMBER})
-    metrics = await api.get("/metrics", key=None)
-    assert metrics.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-    text = metrics.body
-    assert 'tidings_http_requests_total{method="POST",route="/v1/verifications",status="201"} 1.0' in text
-    assert "tidings_send_duration_seconds" in text
-    assert "tidings_queue_depth" in text
-
-
-async def test_root_key_is_not_in_any_answer(serve):
-    api = await serve()
-    for answer in (await api.get("/v1/keys"), await api.get("/openapi.json")):
-        assert ROOT_KEY not in str(answer.body)
 
 
 async def test_channel_without_providers(serve):
@@ -469,22 +256,3 @@ async def test_a_full_queue_refuses_sends_but_not_what_sends_nothing_or_is_refus
     outside = await api.post("/v1/verifications", {"to": "+447700900123"})
     assert outside.status == 422 and outside.error == "country_not_allowed"
     held.set()
-
-
-async def test_a_retry_that_writes_the_same_json_differently_is_the_same_request(serve):
-    api = await serve(TEST_CONFIG)
-    headers = {"Idempotency-Key": "spaced", "Content-Type": "application/json"}
-    first = await api.post("/v1/verifications", data=b'{"to": "+8613800138000", "locale": "en"}', headers=headers)
-    again = await api.post("/v1/verifications", data=b'{"locale":"en","to":"+8613800138000"}', headers=headers)
-    assert first.status == again.status == 201 and again.headers["Idempotent-Replayed"] == "true"
-    other = await api.post("/v1/verifications", data=b'{"to": "+8613800138000"}', headers=headers)
-    assert other.status == 422 and other.error == "idempotency_key_reused"
-
-
-async def test_an_unknown_path_or_method_is_answered_in_words(serve):
-    api = await serve()
-    missing = await api.get("/v1/verificatons/ver_1")
-    assert missing.status == 404 and missing.error == "not_found" and "/openapi.json" in missing.message
-    wrong = await api.call("DELETE", "/v1/verifications")
-    assert wrong.status == 405 and wrong.message == "DELETE is not allowed on /v1/verifications; use POST"
-    assert wrong.headers["Allow"] == "POST"

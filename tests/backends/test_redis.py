@@ -9,7 +9,7 @@ import time
 import pytest
 import redis.asyncio as redis
 
-from tests.backends.test_contract import enqueue, job, verification
+from tests.helpers import enqueue, job, verification
 from tidings.backends import open_backend
 from tidings.core import ratelimit
 from tidings.core.otp import Refused

@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import CODE, ROOT_KEY
 from tests.dispatch.conftest import APIKEY
+from tests.helpers import Server, next_event, wait_for
 from tests.push.conftest import SECRET
-from tests.test_crash import Server, wait_for
 from tidings.testing import webhooks, yunpian
 from tidings.testing.emulator import EMULATOR
 
@@ -156,17 +156,6 @@ async def test_a_stream_on_one_node_gets_what_another_accepted(tmp_path, redis_u
             async with session.get(f"{second.url}/v1/subscribers/ada/stream", headers=headers) as stream:
                 replayed = await asyncio.wait_for(next_event(stream), 10)
             assert b"later" in replayed and b"across" not in replayed
-
-
-async def next_event(stream: aiohttp.ClientResponse) -> bytes:
-    """The next SSE event that is not a heartbeat (a comment)."""
-    buffer = b""
-    while True:
-        buffer += await stream.content.readany()
-        while b"\n\n" in buffer:
-            event, buffer = buffer.split(b"\n\n", 1)
-            if b"data:" in event:
-                return event
 
 
 async def test_checks_spread_over_two_nodes_approve_once_and_count_every_guess(tmp_path, redis_url, sms):

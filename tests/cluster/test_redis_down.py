@@ -16,10 +16,9 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from tests.cluster.test_cluster import next_event
 from tests.conftest import ROOT_KEY, free_port
 from tests.dispatch.conftest import APIKEY
-from tests.test_crash import Server, wait_for
+from tests.helpers import Server, next_event, wait_for
 from tidings.testing import yunpian
 from tidings.testing.emulator import EMULATOR
 

@@ -9,16 +9,9 @@ import time
 
 from tests.conftest import CODE, ROOT_KEY
 from tests.dispatch.conftest import yunpian_config
+from tests.helpers import eventually
 
 NUMBER = "+8613800138000"
-
-
-async def eventually(condition, timeout: float = 10.0, every: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(every)
 
 
 async def status_of(api, id: str) -> str:

@@ -9,7 +9,7 @@ import time
 
 from tests.conftest import merge
 from tests.dispatch.conftest import yunpian_config
-from tests.dispatch.test_sending import eventually
+from tests.helpers import eventually
 from tests.push.conftest import finished, subscribe
 from tidings.testing import webpush
 

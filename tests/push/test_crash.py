@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import ROOT_KEY
+from tests.helpers import Server, wait_for
 from tests.push.conftest import SECRET
-from tests.test_crash import Server, wait_for
 from tidings.testing import webhooks
 
 pytestmark = pytest.mark.timeout(120)

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from tests.conftest import CODE, ROOT_KEY, Api, ServedAsInProduction, base_config, merge
 from tests.dispatch.conftest import APIKEY, Running, yunpian_config, yunpian_emulator  # noqa: F401 - a fixture
-from tests.dispatch.test_sending import eventually
+from tests.helpers import eventually
 from tidings.api.access_log import AccessLogger
 from tidings.config import validate_providers
 from tidings.core.settings import Settings
