@@ -6,12 +6,14 @@ A new backend passes this suite before anything else uses it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
 
+from tests.helpers import enqueue, job, verification
 from tidings.backends import Backend, open_backend
 from tidings.core.otp import CheckResult, Refused
 from tidings.core.outcomes import Ack, Attempt, Drop, Reschedule
@@ -26,8 +28,8 @@ from tidings.core.push import (
     fan_out,
 )
 from tidings.core.ratelimit import Limit
-from tidings.core.types import PRIORITY_LOW, PRIORITY_VERIFICATION, Channel, Job, Status, Verification
-from tidings.ports import IDEMPOTENCY_PENDING, ApiKey, Lookup, Started, StartRequest
+from tidings.core.types import PRIORITY_LOW, Channel, Job, Status
+from tidings.ports import IDEMPOTENCY_PENDING, ApiKey, Lookup, Node, Started, StartRequest
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -35,24 +37,6 @@ async def backend(request, tmp_path) -> AsyncIterator[Backend]:
     url = f"sqlite:///{tmp_path}/contract.db" if request.param == "sqlite" else request.getfixturevalue("redis_url")
     async with open_backend(url, "contract-secret") as opened:
         yield opened
-
-
-def job(id: str, *, lane: str = "sms", priority: int = PRIORITY_VERIFICATION, run_at: float = 0.0) -> Job:
-    return Job(id=id, kind="test", ref=id, lane=lane, priority=priority, run_at=run_at)
-
-
-def verification(id: str, to: str = "+8613800138000", now: float | None = None) -> Verification:
-    now = time.time() if now is None else now
-    return Verification(
-        id=id, to=to, channel=Channel.SMS, status=Status.PENDING, sealed_code=b"sealed", locale="en",
-        app_name="test", template=None, created_at=now, expires_at=now + 600, updated_at=now,
-    )  # fmt: skip
-
-
-async def enqueue(backend: Backend, jobs: list[Job]) -> None:
-    """Jobs reach the queue only with what they send; a message with no recipients carries them here."""
-    message = Message("msg_contract" + jobs[0].id, None, "x", None, "normal", time.time(), time.time() + 60)
-    await backend.push.create_message(message, [], lambda m, s: (m, [], jobs))
 
 
 # The queue.
@@ -336,3 +320,36 @@ async def test_a_verification_keeps_count_of_its_sends_as_core_outcomes_says(bac
     await backend.queue.settle([(leased, settlement, Attempt(leased, "sms", "x", None, now))], now)
     found = await backend.store.get_verification("ver_o")
     assert (found.status, found.delivered_count) == (status, delivered)
+
+
+# The nodes and the relay.
+
+
+async def test_a_node_is_listed_while_it_reports_itself(backend):
+    now = time.time()
+    node = Node("node-a", "all", "host", 1, "0", now, now, streams=3, in_flight=2)
+    await backend.nodes.beat(node, ttl=15)
+    assert await backend.nodes.live(now + 1) == [node]
+    assert await backend.nodes.live(now + 16) == [], "silent past its time-to-live"
+
+
+async def test_the_relay_hands_every_published_event_to_the_processes_listening(backend):
+    got: list[tuple[str, bytes, list[str]]] = []
+    arrived = asyncio.Event()
+
+    def deliver(message_id: str, event: bytes, subscriber_ids: list[str]) -> None:
+        got.append((message_id, event, subscriber_ids))
+        arrived.set()
+
+    running = asyncio.create_task(backend.relay.run(deliver, lambda: None))
+    try:
+        for _ in range(100):  # until it listens: a pub/sub subscription takes a round trip
+            await backend.relay.publish("msg_r", b'{"body": "x"}', ["a", "b"])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), 0.05)
+                break
+        assert got[0] == ("msg_r", b'{"body": "x"}', ["a", "b"])
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running

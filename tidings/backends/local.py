@@ -27,13 +27,14 @@ class LocalRelay:
 
 
 class LocalNodes:
-    """This process is the only node."""
+    """This process is the only node; it is forgotten, as a node on Redis is, once it stops reporting."""
 
     def __init__(self) -> None:
         self._me: Node | None = None
+        self._until = 0.0
 
     async def beat(self, node: Node, ttl: float) -> None:
-        self._me = node
+        self._me, self._until = node, node.seen_at + ttl
 
     async def live(self, now: float) -> list[Node]:
-        return [self._me] if self._me is not None else []
+        return [self._me] if self._me is not None and now < self._until else []
