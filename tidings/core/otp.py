@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from tidings.core.types import Job, Status, Verification
+from tidings.core.types import Job, SendPayload, Status, Verification
 
 MIN_CODE_LENGTH = 4
 MAX_CODE_LENGTH = 10
@@ -90,7 +90,7 @@ def send_job(template: Job, verification: Verification) -> Job:
         template.attempts,
         template.run_at,
         verification.expires_at,
-        {**template.payload, "give_up_at": give_up_at(verification)},
+        SendPayload(chain=template.payload.get("chain", []), give_up_at=give_up_at(verification)),
     )
 
 

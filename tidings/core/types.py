@@ -10,7 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import NotRequired, TypedDict, final
 
 
 def rfc3339(timestamp: float) -> str:
@@ -75,6 +75,28 @@ class Verification:
     country: str | None = None
 
 
+@final  # so that ``"max_attempts" in payload`` tells the two apart
+class SendPayload(TypedDict):
+    """What a code's send job carries: the providers to try in order, and when to stop trying (a code's last
+    useful moment; set when the send is queued, see ``otp.send_job``)."""
+
+    chain: list[str]
+    give_up_at: NotRequired[float]
+
+
+@final
+class DeliveryPayload(TypedDict):
+    """What a pushed message's delivery job (or its stream job) carries: when to stop trying, how many tries, and
+    for an SMS or email delivery the providers to fail over to."""
+
+    give_up_at: float
+    max_attempts: int
+    chain: NotRequired[list[str]]
+
+
+Payload = SendPayload | DeliveryPayload
+
+
 @dataclass(slots=True)
 class Job:
     """A unit of work for the dispatcher: send one thing through one lane (a provider).
@@ -91,7 +113,7 @@ class Job:
     attempts: int = 0
     run_at: float = 0.0
     expires_at: float | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
+    payload: Payload = field(default_factory=lambda: SendPayload(chain=[]))
 
 
 # Priorities: lower runs first. A verification code never waits behind a bulk push.

@@ -27,7 +27,7 @@ from tidings.core.push import (
     WebhookCall,
 )
 from tidings.core.settings import Settings
-from tidings.core.types import Job, OutboundMessage
+from tidings.core.types import DeliveryPayload, Job, OutboundMessage
 from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.ports import PushStore
 from tidings.services.subscribers import Subscribers
@@ -93,18 +93,23 @@ class Messages:
         deliveries = push.fan_out(message, subscribers, _delivery_id, now, self.by_default)
         jobs = self.jobs_for([d for d in deliveries if d.channel is not ChannelType.STREAM], message, starts)
         if any(d.channel is ChannelType.STREAM for d in deliveries):
-            jobs.append(self._job(f"stm_{message.id[4:]}", "stream", message, "stream", starts, {}))
+            jobs.append(self._job(f"stm_{message.id[4:]}", "stream", message, "stream", starts, []))
         return message, deliveries, jobs
 
     def jobs_for(self, deliveries: list[Delivery], message: Message, starts: float) -> list[Job]:
         jobs = []
         for delivery in deliveries:
             chain = self.lanes[delivery.channel]
-            extra = {"chain": chain} if len(chain) > 1 else {}
-            jobs.append(self._job(delivery.id, "delivery", message, chain[0], starts, extra))
+            jobs.append(self._job(delivery.id, "delivery", message, chain[0], starts, chain))
         return jobs
 
-    def _job(self, id: str, kind: str, message: Message, lane: str, starts: float, extra: dict) -> Job:
+    def _job(self, id: str, kind: str, message: Message, lane: str, starts: float, chain: list[str]) -> Job:
+        """``chain``: the providers to fail over to, when there is more than one."""
+        payload = DeliveryPayload(
+            give_up_at=starts + self.settings.push.give_up_after, max_attempts=self.settings.push.max_attempts
+        )
+        if len(chain) > 1:
+            payload["chain"] = chain
         return Job(
             id=id,
             kind=kind,
@@ -113,11 +118,7 @@ class Messages:
             priority=push.PRIORITIES[message.priority],
             run_at=starts,
             expires_at=message.expires_at,
-            payload={
-                "give_up_at": starts + self.settings.push.give_up_after,
-                "max_attempts": self.settings.push.max_attempts,
-                **extra,
-            },
+            payload=payload,
         )
 
     async def get(self, id: str) -> tuple[Message, Counts]:

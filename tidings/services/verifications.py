@@ -17,7 +17,15 @@ from tidings.core.otp import CheckResult, Refused
 from tidings.core.outcomes import Drop
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
-from tidings.core.types import PRIORITY_VERIFICATION, Channel, Job, OutboundMessage, Status, Verification
+from tidings.core.types import (
+    PRIORITY_VERIFICATION,
+    Channel,
+    Job,
+    OutboundMessage,
+    SendPayload,
+    Status,
+    Verification,
+)
 from tidings.errors import Conflict, InvalidInput, NotFound, QueueFull, RateLimited, Unprocessable
 from tidings.ports import Lookup, Queue, Started, StartRequest, Store
 
@@ -139,7 +147,7 @@ class Verifications:
                 priority=PRIORITY_VERIFICATION,
                 run_at=now,
                 expires_at=fresh.expires_at,
-                payload={"chain": chain},
+                payload=SendPayload(chain=chain),
             )
         )
         if job is not None and self.queue.queued >= self.settings.dispatch.max_queue:
