@@ -33,6 +33,18 @@ async def eventually(condition, timeout: float = 10.0, every: float = 0.02) -> N
         await asyncio.sleep(every)
 
 
+async def finished(api, message_id: str, timeout: float = 20.0) -> dict:
+    """The message once no delivery is queued any more."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = await api.get(f"/v1/messages/{message_id}")
+        if answer.body["status"] == "done":
+            return answer.body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"message not done in time: {answer.body}")
+        await asyncio.sleep(0.05)
+
+
 class Server:
     """``tidings serve`` in its own process, as a user runs it."""
 

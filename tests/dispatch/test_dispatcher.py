@@ -11,8 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import Api, base_config, merge
 from tests.dispatch.conftest import yunpian_config
-from tests.helpers import eventually
-from tests.push.conftest import finished
+from tests.helpers import eventually, finished
 from tidings.core.settings import Settings
 from tidings.wiring import build_app
 

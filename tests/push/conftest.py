@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,15 +42,3 @@ async def subscribe(api, hooks: Hooks, names: list[str], **extra: Any) -> None:
     for name in names:
         answer = await api.call("PUT", f"/v1/subscribers/{name}", {"channels": [hooks.channel(name)], **extra})
         assert answer.status in (200, 201), answer.body
-
-
-async def finished(api, message_id: str, timeout: float = 20.0) -> dict:
-    """The message once no delivery is queued any more."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = await api.get(f"/v1/messages/{message_id}")
-        if answer.body["status"] == "done":
-            return answer.body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"message not done in time: {answer.body}")
-        await asyncio.sleep(0.05)

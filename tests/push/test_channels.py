@@ -9,8 +9,8 @@ import time
 
 from tests.conftest import merge
 from tests.dispatch.conftest import yunpian_config
-from tests.helpers import eventually
-from tests.push.conftest import finished, subscribe
+from tests.helpers import eventually, finished
+from tests.push.conftest import subscribe
 from tidings.testing import webpush
 
 

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests.push.conftest import finished, subscribe
+from tests.helpers import finished
+from tests.push.conftest import subscribe
 
 
 async def test_each_recipient_gets_exactly_one_signed_delivery(serve, receiver):

@@ -11,6 +11,7 @@ import aiohttp
 import websockets
 
 from tests.conftest import ROOT_KEY
+from tests.helpers import finished
 
 
 async def sse_events(response: aiohttp.ClientResponse, count: int, timeout: float = 10.0) -> list[dict]:
@@ -60,7 +61,7 @@ async def test_sse_live_and_replay_with_last_event_id(serve):
         assert event["id"] == first and event["body"] == "one"
     second = await push(api, "ada", "two")
     third = await push(api, "ada", "three")
-    await asyncio.sleep(0.3)
+    await finished(api, third)
     async with api.session.get("/v1/subscribers/ada/stream", headers={**headers, "Last-Event-ID": first}) as response:
         events = await sse_events(response, 2)
         assert [e["id"] for e in events] == [second, third]
@@ -79,7 +80,7 @@ async def test_websocket_live_and_replay_with_since(serve):
         event = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert event["id"] == first and event["body"] == "one"
     second = await push(api, "bob", "two")
-    await asyncio.sleep(0.3)
+    await finished(api, second)
     async with websockets.connect(f"{url}?since={first}", additional_headers=headers) as ws:
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["id"] == second
         third = await push(api, "bob", "three")
@@ -156,7 +157,8 @@ async def test_replay_keeps_only_the_newest_cache_size_messages(serve):
     api = await serve({"streams": {"cache_size": 3}})
     await make_subscriber(api, "ada")
     ids = [await push(api, "ada", str(n)) for n in range(6)]
-    await asyncio.sleep(0.3)
+    for id in ids:
+        await finished(api, id)
     headers = {"Authorization": f"Bearer {ROOT_KEY}", "Last-Event-ID": "msg_unknown"}
     async with api.session.get("/v1/subscribers/ada/stream", headers=headers) as sse:
         assert [e["id"] for e in await sse_events(sse, 3)] == ids[3:]
@@ -196,7 +198,7 @@ async def test_a_new_connection_gets_new_messages_and_since_all_the_cache(serve)
     await make_subscriber(api, "ada")
     headers = {"Authorization": f"Bearer {ROOT_KEY}"}
     earlier = await push(api, "ada", "earlier")
-    await asyncio.sleep(0.3)
+    await finished(api, earlier)
     async with api.session.get("/v1/subscribers/ada/stream", headers=headers) as response:
         assert response.headers["X-Request-Id"]
         assert await asyncio.wait_for(response.content.readline(), 5) == b"retry: 2000\n"
