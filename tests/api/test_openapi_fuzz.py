@@ -10,6 +10,7 @@ import re
 import time
 from typing import Any
 
+import pytest
 import schemathesis
 from schemathesis.checks import load_all_checks
 from schemathesis.core.failures import Failure
@@ -20,6 +21,10 @@ from schemathesis.openapi.checks import RejectedPositiveData
 from tests.conftest import ROOT_KEY
 from tidings.api import idempotency
 
+pytestmark = pytest.mark.filterwarnings(
+    # Hypothesis warns when it writes out a large example (a body of 100 kB, say), which says nothing of the server.
+    "ignore:Generating overly large repr:hypothesis.errors.HypothesisWarning"
+)
 SEED = 20251207
 EXAMPLES = 50
 CONFIG = {
