@@ -353,3 +353,43 @@ async def test_the_relay_hands_every_published_event_to_the_processes_listening(
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+
+
+# What is left of the ports: purges keep what is within its retention, and the rest.
+
+
+async def test_a_purge_keeps_what_is_within_its_retention(backend):
+    now = time.time()
+    send = Job("", "verification", "", "sms", run_at=now)
+    await backend.store.start_verification(
+        StartRequest("+8613800138000", Channel.SMS, verification("ver_p", now=now), [], send), now
+    )
+    await backend.push.put_subscriber(subscriber("a"))
+    message = Message("msg_p", None, "x", None, "normal", now, now + 60, channels=SMS_ONLY)
+    await backend.push.create_message(message, ["a"], plan)
+    assert await backend.store.purge(now + 60) >= 0
+    assert await backend.push.purge(now + 60, retention=3600, cache_age=3600) >= 0
+    assert await backend.store.get_verification("ver_p") is not None
+    assert await backend.push.get_message("msg_p") is not None
+    await backend.store.ping()
+
+
+async def test_a_batch_of_delivery_jobs_finds_its_context_in_one_read(backend):
+    await backend.push.put_subscriber(subscriber("a"))
+    message = Message("msg_x", "t", "b", None, "normal", time.time(), time.time() + 60, channels=SMS_ONLY)
+    await backend.push.create_message(message, ["a"], plan)
+    [leased] = await backend.queue.lease("sms", 10, time.time(), lease_for=30)
+    context = await backend.push.delivery_context([leased.id, "dlv_unknown"])
+    assert list(context.deliveries) == [leased.id] and context.deliveries[leased.id].subscriber_id == "a"
+    assert list(context.messages) == ["msg_x"] and context.messages["msg_x"].body == "b"
+    assert list(context.subscribers) == ["a"]
+
+
+async def test_the_queue_counts_what_it_holds_and_wakes_a_waiter_when_work_arrives(backend):
+    waiting = asyncio.create_task(backend.queue.wait_for_work(10))
+    await asyncio.sleep(0)  # it waits now
+    before = backend.queue.queued
+    await enqueue(backend, [job("w1"), job("w2")])
+    await asyncio.wait_for(waiting, 5)
+    assert backend.queue.queued == before + 2
+    assert await backend.queue.depth() == {"sms": 2}
