@@ -13,6 +13,7 @@ from aiohttp import web
 from standardwebhooks import Webhook
 
 from tests.channels.conftest import new_secret
+from tests.helpers import eventually
 from tidings.channels.webhook import Webhooks
 from tidings.core.push import WebhookCall
 from tidings.core.types import Deferred, Delivered, Permanent, Transient
@@ -189,8 +190,9 @@ async def test_while_a_probe_is_out_others_wait(http, clock, receiver):
     await sender.send(call(url))
     clock.now += 10
     state.status, state.latency = None, 0.3
+    arrived = len(state.received)
     probe = asyncio.create_task(sender.send(call(url, "dlv_probe")))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(state.received) == arrived + 1)  # the probe is out
     outcome = await sender.send(call(url, "dlv_other"))
     assert isinstance(outcome, Deferred) and outcome.error == "circuit_open"
     assert await probe == Delivered()
@@ -214,7 +216,7 @@ async def test_a_saturated_host_defers_instead_of_queueing_without_end(http, clo
     sender = webhooks(http, clock, per_host_concurrency=1)
     first = asyncio.create_task(sender.send(call(url, "dlv_a")))
     second = asyncio.create_task(sender.send(call(url, "dlv_b")))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(state.received) == 1)  # the first is in flight, the second waits for its slot
     outcome = await sender.send(call(url, "dlv_c"))
     assert outcome == Deferred("host_busy", clock.now + 1, outcome.message)
     assert await first == Delivered() and await second == Delivered()
