@@ -139,13 +139,6 @@ concurrency = {concurrency}
                     assert answer.status == 201, await answer.text()
 
 
-async def wait_for(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "not in time"
-        await asyncio.sleep(0.05)
-
-
 def job(id: str, *, lane: str = "sms", priority: int = PRIORITY_VERIFICATION, run_at: float = 0.0) -> Job:
     return Job(id=id, kind="test", ref=id, lane=lane, priority=priority, run_at=run_at)
 

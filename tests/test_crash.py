@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from tests.dispatch.conftest import APIKEY
-from tests.helpers import Server, wait_for
+from tests.helpers import Server, eventually
 from tidings.testing import yunpian
 from tidings.testing.emulator import EMULATOR
 
@@ -44,7 +44,7 @@ async def test_every_queued_code_is_sent_after_a_restart(tmp_path, slow_sms, sig
     server = Server(tmp_path, url)
     await server.start()
     await server.start_verifications(numbers)
-    await wait_for(lambda: len(sms.received) >= 4, 10)
+    await eventually(lambda: len(sms.received) >= 4, 10)
     code = server.stop(sig)
     sent_before = len(sms.received)
     assert sent_before < len(numbers), "the queue drained before the stop; nothing was tested"
@@ -53,7 +53,7 @@ async def test_every_queued_code_is_sent_after_a_restart(tmp_path, slow_sms, sig
     restarted = Server(tmp_path, url, port=server.port)
     await restarted.start()
     try:
-        await wait_for(lambda: {m.to for m in sms.received} >= {n.removeprefix("+86") for n in numbers}, 30)
+        await eventually(lambda: {m.to for m in sms.received} >= {n.removeprefix("+86") for n in numbers}, 30)
     finally:
         restarted.stop(signal.SIGTERM)
     ids = [m.to for m in sms.received]
@@ -73,7 +73,7 @@ async def test_a_code_sent_again_after_a_kill_carries_the_uid_of_its_first_copy(
     server = Server(tmp_path, url, concurrency=8, extra="batch_size = 1")
     await server.start()
     await server.start_verifications(numbers)
-    await wait_for(lambda: len(sms.received) >= 8, 10)
+    await eventually(lambda: len(sms.received) >= 8, 10)
     server.stop(signal.SIGKILL)
     restarted = Server(tmp_path, url, concurrency=8, port=server.port, extra="batch_size = 1")
     await restarted.start()
@@ -98,7 +98,7 @@ async def test_codes_that_expired_while_down_are_not_sent(tmp_path, slow_sms):
     server = Server(tmp_path, url, ttl=1.5, concurrency=1)
     await server.start()
     await server.start_verifications(numbers)
-    await wait_for(lambda: len(sms.received) >= 1, 10)
+    await eventually(lambda: len(sms.received) >= 1, 10)
     server.stop(signal.SIGKILL)
     sent = len(sms.received)
     await asyncio.sleep(1.6)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import CODE, ROOT_KEY
 from tests.dispatch.conftest import APIKEY
-from tests.helpers import Server, next_event, wait_for
+from tests.helpers import Server, eventually, next_event
 from tests.push.conftest import SECRET
 from tidings.testing import webhooks, yunpian
 from tidings.testing.emulator import EMULATOR
@@ -86,6 +86,15 @@ async def call(server: Server, method: str, path: str, body: dict | None = None)
         return answer.status, await answer.json()
 
 
+async def done(api: Server, message_id: str) -> None:
+    """Until every delivery of the message is finished (a stream's: the message is in the cache)."""
+    for _ in range(500):
+        if (await call(api, "GET", f"/v1/messages/{message_id}"))[1]["status"] == "done":
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{message_id} not done in time")
+
+
 async def send(api: Server, body: dict) -> dict:
     status, message = await call(api, "POST", "/v1/messages", body)
     assert status == 202, message
@@ -104,7 +113,7 @@ async def test_the_cluster_lists_its_nodes_and_each_delivery_is_made_once(tmp_pa
         await subscribe(cluster, hooks_url, names)
         message = await send(cluster.apis[1], {"topic": "all", "body": "hi", "channels": ["webhook"]})
         assert message["recipients"] == len(names)
-        await wait_for(lambda: len(received.received) >= len(names), 60)
+        await eventually(lambda: len(received.received) >= len(names), 60)
         await asyncio.sleep(0.5)  # anything sent twice would arrive meanwhile
         _, status = await call(cluster.apis[0], "GET", f"/v1/messages/{message['id']}")
     by_path = Counter(hook.path for hook in received.received)
@@ -119,11 +128,11 @@ async def test_a_worker_killed_mid_fan_out_loses_nothing(tmp_path, redis_url, sm
     async with Cluster(tmp_path, redis_url, sms[0]) as cluster:
         await subscribe(cluster, hooks_url, names)
         await send(cluster.apis[0], {"topic": "all", "body": "hi", "channels": ["webhook"]})
-        await wait_for(lambda: len(received.received) >= len(names) // 5, 30)
+        await eventually(lambda: len(received.received) >= len(names) // 5, 30)
         cluster.workers[0].stop(signal.SIGKILL)
         killed_at = time.time()
         assert len(received.received) < len(names), "the fan-out finished before the kill; nothing was tested"
-        await wait_for(lambda: len({hook.path for hook in received.received}) == len(names), 60)
+        await eventually(lambda: len({hook.path for hook in received.received}) == len(names), 60)
     by_path = Counter(hook.path for hook in received.received)
     first_seen = {}
     for hook in reversed(received.received):
@@ -149,8 +158,8 @@ async def test_a_stream_on_one_node_gets_what_another_accepted(tmp_path, redis_u
                 event = await asyncio.wait_for(next_event(stream), 10)
             assert b"across" in event
             message_id = next(line for line in event.split(b"\n") if line.startswith(b"id:")).split(b":", 1)[1]
-            await send(second, {"to": ["ada"], "body": "later", "channels": ["stream"]})
-            await asyncio.sleep(0.5)
+            later = await send(second, {"to": ["ada"], "body": "later", "channels": ["stream"]})
+            await done(second, later["id"])  # in the shared cache
             # A client that reconnects to the other node replays what it missed from the shared cache.
             headers = {"Last-Event-ID": message_id.strip().decode()}
             async with session.get(f"{second.url}/v1/subscribers/ada/stream", headers=headers) as stream:
@@ -166,7 +175,7 @@ async def test_checks_spread_over_two_nodes_approve_once_and_count_every_guess(t
             for number in ("+8613800138000", "+8613800138001"):
                 async with sessions[0].post("/v1/verifications", json={"to": number}) as answer:
                     assert answer.status == 201, await answer.text()
-            await wait_for(lambda: len(emulator.received) == 2, 10)
+            await eventually(lambda: len(emulator.received) == 2, 10)
             [sms_text] = [m.text for m in emulator.received if m.to == "13800138000"]
             code = CODE.search(sms_text).group(1)
 
@@ -206,7 +215,7 @@ async def test_a_retry_on_the_other_node_while_the_first_is_under_way_gets_its_a
 
             (first_status, first), (second_status, second) = await asyncio.gather(send_on(0), send_on(1))
             assert first_status == second_status == 202 and first["id"] == second["id"], (first, second)
-            await wait_for(lambda: len(hooks.received) >= 200, 30)
+            await eventually(lambda: len(hooks.received) >= 200, 30)
             await asyncio.sleep(0.5)
             assert len(hooks.received) == 200, "each subscriber once"
         finally:

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from tests.conftest import ROOT_KEY, free_port
 from tests.dispatch.conftest import APIKEY
-from tests.helpers import Server, next_event, wait_for
+from tests.helpers import Server, eventually, next_event
 from tidings.testing import yunpian
 from tidings.testing.emulator import EMULATOR
 
@@ -104,7 +104,7 @@ async def test_redis_down_answers_503_and_the_worker_resumes(tmp_path, run_app):
             async with session.get("/metrics") as answer:
                 assert answer.status == 200 and "tidings_http_requests_total" in await answer.text(), "still scraped"
             await redis.start()
-            await wait_for(lambda: {m.to for m in sms.received} >= {n.removeprefix("+86") for n in numbers}, 60)
+            await eventually(lambda: {m.to for m in sms.received} >= {n.removeprefix("+86") for n in numbers}, 60)
             status, body, _ = await post(session, "+8613900000001")
             assert status == 201, body
     finally:
@@ -197,7 +197,7 @@ async def test_a_stop_while_redis_is_down_ends_within_its_grace(tmp_path, run_ap
     await server.start()
     try:
         await server.start_verifications(["+8613800138000"])
-        await wait_for(lambda: sms.requests == 1, 10)  # at the provider, which answers a second later
+        await eventually(lambda: sms.requests == 1, 10)  # at the provider, which answers a second later
         redis.stop()
         started = time.monotonic()
         assert await asyncio.to_thread(server.stop, signal.SIGTERM) == 0  # the emulator answers meanwhile

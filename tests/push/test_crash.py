@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import ROOT_KEY
-from tests.helpers import Server, wait_for
+from tests.helpers import Server, eventually
 from tests.push.conftest import SECRET
 from tidings.testing import webhooks
 
@@ -49,7 +49,7 @@ async def test_a_fan_out_survives_kill_9(tmp_path, run_app):
             message = await sent.json()
         assert message["recipients"] == RECIPIENTS
 
-    await wait_for(lambda: len(receiver.received) >= RECIPIENTS // 5, 30)
+    await eventually(lambda: len(receiver.received) >= RECIPIENTS // 5, 30)
     server.stop(signal.SIGKILL)
     killed_at = time.time()
     before = len(receiver.received)
@@ -58,7 +58,7 @@ async def test_a_fan_out_survives_kill_9(tmp_path, run_app):
     restarted = Server(tmp_path, url, port=server.port, extra=WEBHOOKS)
     await restarted.start()
     try:
-        await wait_for(lambda: len({hook.path for hook in receiver.received}) == RECIPIENTS, 60)
+        await eventually(lambda: len({hook.path for hook in receiver.received}) == RECIPIENTS, 60)
         async with aiohttp.ClientSession(restarted.url, headers=headers) as session:
             for _ in range(100):
                 async with session.get(f"/v1/messages/{message['id']}") as answer:

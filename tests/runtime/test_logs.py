@@ -119,7 +119,10 @@ async def a_busy_run(
         asyncio.create_task(first_event(api, f"/v1/subscribers/ada/stream?token={token}")),
         asyncio.create_task(first_event(api, "/v1/subscribers/ada/stream", {"Authorization": f"Bearer {token}"})),
     ]
-    await asyncio.sleep(0.2)  # both streams open before the message is sent
+    for _ in range(250):  # until both streams are open, so that the message is sent to them live
+        if "tidings_stream_connections 2.0" in (await api.get("/metrics")).body:
+            break
+        await asyncio.sleep(0.02)
     sent = await api.post("/v1/messages", {"to": ["ada", "bob"], "body": "hi"}, key=key)
     assert sent.status == 202, sent.body
     await asyncio.wait_for(asyncio.gather(*streams), 10)
