@@ -114,6 +114,27 @@ max_body_size = 1048576
     return process(args, ready_url=f"http://127.0.0.1:{port}/healthz", cwd=folder), f"http://127.0.0.1:{port}"
 
 
+def yunpian_settings(emulator: str, apikey: str, dispatch: str = "", provider: str = "") -> str:
+    """tidings sending through a Yunpian emulator with every anti-abuse limit off (a benchmark is one client sending
+    to one number range); ``dispatch`` and ``provider`` are more lines of those sections."""
+    return f"""
+[verify]
+sms_providers = ["yunpian"]
+resend_cooldown = 0
+[limits]
+per_number_hour = 0
+per_number_day = 0
+per_ip_hour = 0
+per_range_hour = 0
+[dispatch]
+{dispatch}
+[providers.yunpian]
+base_url = "{emulator}"
+apikey = "{apikey}"
+{provider}
+"""
+
+
 def outcome(seen: dict[str, float], called: dict[str, float], first_call: float, accepted: float) -> dict:
     """Throughput from the first call to the last receipt, and each SMS's time from its call to its receipt. A run
     that lost messages measured nothing, and says so."""

@@ -34,7 +34,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen
-from common import KEY, raise_open_files, serve_tidings
+from common import KEY, raise_open_files, serve_tidings, yunpian_settings
 
 from tidings.testing import yunpian
 from tidings.testing.emulator import EMULATOR, Emulator
@@ -56,23 +56,9 @@ async def tidings(folder: Path, extra: str, database: str) -> AsyncIterator[tupl
 
 def settings(emulator: str, batch_size: int, concurrency: int) -> str:
     """Every anti-abuse limit off; leases as large as the biggest batch."""
-    return f"""
-[verify]
-sms_providers = ["yunpian"]
-resend_cooldown = 0
-[limits]
-per_number_hour = 0
-per_number_day = 0
-per_ip_hour = 0
-per_range_hour = 0
-[dispatch]
-batch_size = 1000
-[providers.yunpian]
-base_url = "{emulator}"
-apikey = "{APIKEY}"
-batch_size = {batch_size}
-concurrency = {concurrency}
-"""
+    return yunpian_settings(
+        emulator, APIKEY, "batch_size = 1000", f"batch_size = {batch_size}\nconcurrency = {concurrency}"
+    )
 
 
 @contextlib.asynccontextmanager

@@ -32,7 +32,17 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import KEY, PYTHON, connector, free_port, percentile, process, raise_open_files, serve_tidings
+from common import (
+    KEY,
+    PYTHON,
+    connector,
+    free_port,
+    percentile,
+    process,
+    raise_open_files,
+    serve_tidings,
+    yunpian_settings,
+)
 
 APIKEY = "bench-apikey"
 
@@ -75,24 +85,9 @@ def emulator(folder: Path, failure_rate: float, seed: int):
 
 
 def serve(folder: Path, emulator_url: str, batch_size: int | None = None):
-    """tidings with its default dispatch settings; only the limits that a benchmark's one client and one number
-    range would trip are off."""
+    """tidings with its default dispatch settings, every anti-abuse limit off."""
     batch = f"batch_size = {batch_size}" if batch_size is not None else ""
-    return serve_tidings(
-        folder,
-        f"""
-[verify]
-sms_providers = ["yunpian"]
-resend_cooldown = 0
-[limits]
-per_ip_hour = 0
-per_range_hour = 0
-[providers.yunpian]
-base_url = "{emulator_url}"
-apikey = "{APIKEY}"
-{batch}
-""",
-    )
+    return serve_tidings(folder, yunpian_settings(emulator_url, APIKEY, provider=batch))
 
 
 def numbers(n: int, offset: int = 0) -> list[str]:

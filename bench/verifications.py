@@ -34,7 +34,18 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen
-from common import KEY, PYTHON, connector, free_port, outcome, percentile, process, raise_open_files, serve_tidings
+from common import (
+    KEY,
+    PYTHON,
+    connector,
+    free_port,
+    outcome,
+    percentile,
+    process,
+    raise_open_files,
+    serve_tidings,
+    yunpian_settings,
+)
 
 APIKEY = "bench-apikey"
 TEXT = "【tidings】您的验证码是123456，10分钟内有效。"
@@ -149,23 +160,9 @@ def serve(
     request per SMS, as the baselines do, instead of a ``multi_send`` for the sends started together."""
     return serve_tidings(
         folder,
-        f"""
-[verify]
-sms_providers = ["yunpian"]
-resend_cooldown = 0
-[limits]
-per_number_hour = 0
-per_number_day = 0
-per_ip_hour = 0
-per_range_hour = 0
-[dispatch]
-concurrency = {concurrency}
-batch_size = 1000
-[providers.yunpian]
-base_url = "{emulator}"
-apikey = "{APIKEY}"
-batch_size = {batch_size}
-""",
+        yunpian_settings(
+            emulator, APIKEY, f"concurrency = {concurrency}\nbatch_size = 1000", f"batch_size = {batch_size}"
+        ),
         database,
         role,
     )
