@@ -108,6 +108,8 @@ class SqliteQueue:
 
     async def settle(self, settled: list[tuple[Job, Settlement, Attempt | None]], now: float) -> None:
         self._queued -= await self.db.run(_settle, settled, now)
+        if any(isinstance(settlement, Reschedule) for _, settlement, _ in settled):
+            self.notify(0)  # a job due again soon is leased then, not at the dispatcher's next idle check (as on Redis)
 
     async def release(self, jobs: list[Job]) -> None:
         await self.db.run(_release, [job.id for job in jobs], time.time())
