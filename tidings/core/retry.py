@@ -109,11 +109,9 @@ def _later(
 ) -> Decision:
     """``later``, unless it comes too late: past the expiry, or past the time to give up, whichever comes first
     (a code gives up before it expires, and fails; a push may expire before its give-up time)."""
-    deadlines = sorted(
-        ((deadline, reason) for deadline, reason in ((expires_at, "expired"), (give_up_at, error)) if deadline),
-        key=lambda passed: passed[0],
-    )
-    for deadline, reason in deadlines:
+    candidates = ((expires_at, "expired"), (give_up_at, error))
+    deadlines = [(deadline, reason) for deadline, reason in candidates if deadline is not None]
+    for deadline, reason in sorted(deadlines, key=lambda pair: pair[0]):
         if later.when >= deadline:
             return FailOver() if can_fail_over else GiveUp(reason)
     return later

@@ -52,7 +52,7 @@ def queued_job(job: Job) -> dict[str, str]:
             "data": job_data(job)}  # fmt: skip
 
 
-def effect_operation(job: Job, effect: Effect) -> dict[str, Any]:
+def _effect_operation(job: Job, effect: Effect) -> dict[str, Any]:
     """What ``settle.lua`` takes of an outcome's effect (applied by ``lib.lua``)."""
     operation: dict[str, Any] = {}
     if effect.verification is not None:
@@ -171,7 +171,7 @@ class RedisQueue:
                 operation["dead"] = settlement.reason
             else:
                 assert isinstance(settlement, Ack)
-            operation.update(effect_operation(job, outcomes.effect(job, settlement, attempt)))
+            operation.update(_effect_operation(job, outcomes.effect(job, settlement, attempt)))
             if attempt is not None:
                 operation["attempt"] = [job.kind, job.ref, attempt.provider, attempt.outcome, attempt.error or "",
                                         repr(attempt.at)]  # fmt: skip
