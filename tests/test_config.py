@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import socket
@@ -10,8 +11,13 @@ import subprocess
 import sys
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from tidings.channels.apns import ApnsSettings
+from tidings.channels.fcm import FcmSettings
 from tidings.config import ConfigError, load, unknown_variables
+from tidings.testing.fcm import make_service_account
 
 
 def test_defaults_match_the_contract():
@@ -142,6 +148,11 @@ def test_environment_texts_stay_as_written_and_lists_may_be_comma_separated():
         ("", {"TIDINGS_LIMITS_PER_COUNTRY_HOUR": '{"GB": true}'}, "limits.per_country_hour"),
         ("", {"TIDINGS_DATABASE": "redis://127.0.0.1:notaport/9"}, "database"),
         ("", {"TIDINGS_DATABASE": "redis://127.0.0.1:6379/9?socket_timeout=abc"}, "database"),
+        ("[providers.apns]\nteam_id = 'T'\nkey_id = 'K'\ntopic = 'com.x'\n", {}, "providers.apns: give private_key"),
+        ("", {"TIDINGS_PROVIDERS_APNS_PRIVATE_KEY": "x"}, "providers.apns.team_id"),
+        ("", {"TIDINGS_PROVIDERS_FCM_SERVICE_ACCOUNT_FILE": "/nonexistent.json"}, "providers.fcm: cannot read"),
+        ("", {"TIDINGS_PUSH_FEEDBACK_URL": "example.com/hook"}, "push.feedback_url"),
+        ("", {"TIDINGS_PUSH_FEEDBACK_SECRET": "hunter2"}, "push.feedback_secret"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, text, environ, says):
@@ -269,3 +280,25 @@ def test_a_root_key_easy_to_guess_is_refused_saying_how_to_make_one(weak):
 )
 def test_a_random_root_key_of_128_bits_or_more_is_taken(strong):
     assert load(None, environ={"TIDINGS_API_KEY": strong}).api_key == strong
+
+
+def test_apns_and_fcm_are_configured_from_the_environment(tmp_path):
+    """As a container is: the key's text with its newlines escaped, the service account's JSON whole."""
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    account = make_service_account("https://oauth2.googleapis.com/token")
+    environ = {
+        "TIDINGS_PROVIDERS_APNS_TEAM_ID": "0123456789",
+        "TIDINGS_PROVIDERS_APNS_KEY_ID": "ABC123DEFG",
+        "TIDINGS_PROVIDERS_APNS_PRIVATE_KEY": pem.decode().replace("\n", "\\n"),
+        "TIDINGS_PROVIDERS_APNS_TOPIC": "com.example.app",
+        "TIDINGS_PROVIDERS_FCM_SERVICE_ACCOUNT": json.dumps(account),
+        "TIDINGS_PUSH_FEEDBACK_URL": "https://app.example.com/hooks/tidings",
+    }
+    settings = load(None, environ=environ)
+    apns = ApnsSettings.model_validate(settings.providers["apns"])
+    assert (apns.team_id, apns.key_id, apns.base_url) == ("0123456789", "ABC123DEFG", "https://api.push.apple.com")
+    assert FcmSettings.model_validate(settings.providers["fcm"]).base_url == "https://fcm.googleapis.com"
+    assert settings.push.feedback_url == "https://app.example.com/hooks/tidings"
+    assert unknown_variables(environ) == []

@@ -18,11 +18,16 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from tidings.backends import REDIS_SCHEMES, sqlite_path
 from tidings.backends.redis.client import check_url
+from tidings.channels.apns import ApnsSettings
+from tidings.channels.fcm import FcmSettings
 from tidings.core.settings import Settings
 from tidings.errors import BackendError
 from tidings.providers.registry import PROVIDERS
 
 PREFIX = "TIDINGS"
+PUSH_SERVICES: dict[str, type[BaseModel]] = {"apns": ApnsSettings, "fcm": FcmSettings}
+"""Push services that are configured as ``[providers.<name>]`` too, though they are channels of subscribers."""
+_SECTIONS: dict[str, type[BaseModel]] = {name: cls.Settings for name, cls in PROVIDERS.items()} | PUSH_SERVICES
 
 
 class ConfigError(Exception):
@@ -81,12 +86,12 @@ def _environment_over(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     providers = data.setdefault("providers", {})
     if not isinstance(providers, dict):
         raise ConfigError("providers must be a table ([providers.<name>] sections)")
-    for name, provider in PROVIDERS.items():
+    for name, model in _SECTIONS.items():
         section = providers.get(name, {})
         if not isinstance(section, dict):
             raise ConfigError(f"providers.{name} must be a table ([providers.{name}] section)")
         section = dict(section)
-        _overlay(section, provider.Settings, (PREFIX, "PROVIDERS", name.upper()), environ)
+        _overlay(section, model, (PREFIX, "PROVIDERS", name.upper()), environ)
         if section:
             providers[name] = section
 
@@ -108,10 +113,17 @@ def _read_toml(path: str | Path) -> dict[str, Any]:
 
 def validate_providers(settings: Settings) -> None:
     """Every provider named or configured must exist, have valid settings, and serve the channel it is named for."""
-    named = {*settings.verify.sms_providers, *settings.verify.email_providers, *settings.providers}
+    for name, model in PUSH_SERVICES.items():
+        if name in settings.providers:
+            try:
+                model.model_validate(settings.providers[name])
+            except ValidationError as exc:
+                raise ConfigError(_explain(exc, f"providers.{name}.")) from None
+    named = {*settings.verify.sms_providers, *settings.verify.email_providers, *settings.providers} - set(PUSH_SERVICES)
     for name in sorted(named):
         if name not in PROVIDERS:
-            raise ConfigError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
+            known = ", ".join(sorted([*PROVIDERS, *PUSH_SERVICES]))
+            raise ConfigError(f"unknown provider {name!r}; known: {known}")
     for channel, names in (("sms", settings.verify.sms_providers), ("email", settings.verify.email_providers)):
         for name in names:
             if channel not in PROVIDERS[name].channels:

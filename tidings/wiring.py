@@ -18,11 +18,14 @@ from tidings.api.app import create_app
 from tidings.api.client_ip import parse_networks
 from tidings.api.state import STATE, State
 from tidings.backends import Backend, open_backend
+from tidings.channels.apns import Apns, ApnsSettings
+from tidings.channels.fcm import Fcm, FcmSettings
 from tidings.channels.stream import Hub, Streams
 from tidings.channels.webhook import Webhooks
 from tidings.channels.webpush import WebPush, application_server_key, vapid_key
 from tidings.core import push
 from tidings.core.breaker import Breaker
+from tidings.core.outcomes import FEEDBACK_LANE
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
 from tidings.core.tokens import Tokens
@@ -36,6 +39,7 @@ from tidings.runtime.metrics import Metrics
 from tidings.runtime.nodes import beat_forever
 from tidings.runtime.oslimits import raise_open_files
 from tidings.runtime.tasks import stop
+from tidings.services.feedback import Feedback, feedback_secret
 from tidings.services.keys import Keyring
 from tidings.services.messages import Messages, StreamJobs
 from tidings.services.subscribers import Subscribers
@@ -93,11 +97,18 @@ async def _running(app: web.Application, settings: Settings) -> AsyncIterator[No
             nodes=backend.nodes,
             backend=backend.name,
             sealer=sealer,
+            feedback=Feedback(
+                backend.push, settings.push.feedback_url, feedback_secret(settings.push.feedback_secret, backend.secret)
+            ),
         )
         app[STATE] = state
         http = HttpClient(settings.dispatch.request_timeout)
         outside = guarded_client(settings.webhooks.timeout, allow_private)
-        lanes = {**_lanes(settings, http), **_push_lanes(settings, state, vapid, outside, backend.relay)}
+        lanes = {
+            **_lanes(settings, http),
+            **_push_lanes(settings, state, vapid, outside, backend.relay),
+            **_mobile_lanes(settings, http),
+        }
         webhooks = lanes["webhook"].sender
         assert isinstance(webhooks, Webhooks)
         _watch(metrics, state.hub, webhooks)
@@ -108,6 +119,7 @@ async def _running(app: web.Application, settings: Settings) -> AsyncIterator[No
             "verification": verifications,
             "delivery": state.messages,
             "stream": StreamJobs(backend.push),
+            "feedback": state.feedback,
         }
         dispatcher = Dispatcher(backend.queue, lanes, kinds, settings.dispatch, metrics)
         sends = settings.role != "api"
@@ -132,6 +144,9 @@ async def _running(app: web.Application, settings: Settings) -> AsyncIterator[No
             if running is not None:
                 await dispatcher.stop()
                 await running
+            apns = lanes.get("apns")
+            if apns is not None and isinstance(apns.sender, Apns):
+                await apns.sender.close()  # its own HTTP/2 connections
             await http.close()
             await outside.close()
 
@@ -155,10 +170,30 @@ def _push_lanes(
     }
 
 
+def _mobile_lanes(settings: Settings, http: HttpClient) -> dict[str, Lane]:
+    """APNs and FCM when configured, and the reports of the tokens they say are dead. The feedback URL is the
+    operator's own, so it goes through the unguarded client (it may well be on a private network)."""
+    lanes = {FEEDBACK_LANE: Lane(Webhooks(http, name=FEEDBACK_LANE, per_host_concurrency=16), 16, 0)}
+    if "apns" in settings.providers:
+        apns = ApnsSettings.model_validate(settings.providers["apns"])
+        lanes["apns"] = Lane(Apns(apns), apns.concurrency, 0, _breaker(settings))
+    if "fcm" in settings.providers:
+        fcm = FcmSettings.model_validate(settings.providers["fcm"])
+        lanes["fcm"] = Lane(Fcm(fcm, http), fcm.concurrency, 0, _breaker(settings))
+    return lanes
+
+
+def _breaker(settings: Settings) -> Breaker:
+    """A provider's circuit: it opens on ``breaker_threshold`` failed requests of its last ``BREAKER_WINDOW``."""
+    dispatch = settings.dispatch
+    return Breaker(dispatch.breaker_threshold, dispatch.breaker_cooldown, 5 * dispatch.breaker_cooldown, BREAKER_WINDOW)
+
+
 def _lanes(settings: Settings, http: HttpClient) -> dict[str, Lane]:
-    names = dict.fromkeys([*settings.verify.sms_providers, *settings.verify.email_providers, *settings.providers])
+    named = [*settings.verify.sms_providers, *settings.verify.email_providers, *settings.providers]
+    mobile = {channel.value for channel in push.MOBILE_CHANNELS}  # configured there too, but channels
     lanes = {}
-    for name in names:
+    for name in dict.fromkeys(name for name in named if name not in mobile):
         cls = PROVIDERS[name]
         provider_settings = cls.Settings.model_validate(settings.providers.get(name, {}))
         provider = cls(provider_settings, http)
@@ -169,9 +204,7 @@ def _lanes(settings: Settings, http: HttpClient) -> dict[str, Lane]:
             provider,
             provider_settings.concurrency or dispatch.concurrency,
             dispatch.rate if provider_settings.rate is None else provider_settings.rate,
-            Breaker(
-                dispatch.breaker_threshold, dispatch.breaker_cooldown, 5 * dispatch.breaker_cooldown, BREAKER_WINDOW
-            ),
+            _breaker(settings),
         )
     return lanes
 

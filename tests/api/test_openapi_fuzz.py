@@ -37,7 +37,8 @@ PARTLY_DESCRIBED = re.compile(r"to|phone|email|channels\[\d+\]\.(url|endpoint|se
 """Fields the document can describe only in part, so that a request valid by it may be refused with 400 naming one:
 a phone number must be a possible one for its country (by phonenumbers' lengths per country), an email address one
 that email-validator takes, a URL's host a name DNS could hold, a webhook secret base64 that decodes, `send_at` at
-most a year from now, and `template` the name of a configured template."""
+most a year from now, and `template` the name of a configured template. Likewise a message may name the `apns`
+and `fcm` channels only once they are configured (422 `channel_not_configured`)."""
 
 
 def fuzz(document: dict[str, Any], base_url: str) -> Statistic:
@@ -91,12 +92,14 @@ def fuzz(document: dict[str, Any], base_url: str) -> Statistic:
 
 def _partly_described(response: schemathesis.Response) -> bool:
     """Whether the answer refuses a field that the document describes only in part."""
-    if response.status_code != 400:
+    if response.status_code not in (400, 422):
         return False
     try:
         error = response.json()["error"]
     except (ValueError, KeyError, TypeError):
         return False
+    if response.status_code == 422:
+        return error.get("code") == "channel_not_configured"
     return error.get("code") == "invalid_request" and PARTLY_DESCRIBED.fullmatch(str(error.get("field"))) is not None
 
 

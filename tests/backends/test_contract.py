@@ -19,9 +19,11 @@ from tidings.core.otp import CheckResult, Refused
 from tidings.core.outcomes import Ack, Attempt, Drop, Reschedule
 from tidings.core.push import (
     SUBSCRIPTION_GONE,
+    ApnsToken,
     ChannelType,
     Delivery,
     DeliveryStatus,
+    FcmToken,
     Message,
     Subscriber,
     WebPushSubscription,
@@ -258,21 +260,54 @@ async def test_failed_deliveries_are_queued_again_under_their_ids(backend):
     assert again.id == leased.id
 
 
+def _plan_on(lane: str):
+    def planned(message: Message, subscribers: list[Subscriber]) -> tuple[Message, list[Delivery], list]:
+        deliveries = fan_out(message, subscribers, lambda m, n: f"dlv_{m}.{n}", time.time())
+        return message, deliveries, [Job(d.id, "delivery", message.id, lane) for d in deliveries]
+
+    return planned
+
+
+async def _send_to(backend, channel: ChannelType, message_id: str) -> None:
+    message = Message(message_id, None, "x", None, "normal", time.time(), time.time() + 60, channels=(channel,))
+    await backend.push.create_message(message, ["a"], _plan_on(channel.value))
+
+
+async def _settle_dead(backend, leased: Job, reason: str) -> None:
+    """Settle a leased delivery as the service's ``reason`` says."""
+    attempt = Attempt(leased, leased.lane, "permanent", reason, time.time())
+    await backend.queue.settle([(leased, Drop(reason), attempt)], time.time())
+
+
 async def test_a_push_subscription_that_is_gone_is_forgotten(backend):
     push = WebPushSubscription("https://push.example/gone", "key", "auth")
     await backend.push.put_subscriber(replace(subscriber("a"), webpush=(push,)))
-    message = Message("msg_g", None, "x", None, "normal", time.time(), time.time() + 60,
-                      channels=(ChannelType.WEBPUSH,))  # fmt: skip
-
-    def webpush_plan(message: Message, subscribers: list[Subscriber]) -> tuple[Message, list[Delivery], list]:
-        deliveries = fan_out(message, subscribers, lambda m, n: f"dlv_{m}.{n}", time.time())
-        return message, deliveries, [Job(d.id, "delivery", message.id, "webpush") for d in deliveries]
-
-    await backend.push.create_message(message, ["a"], webpush_plan)
+    await _send_to(backend, ChannelType.WEBPUSH, "msg_g")
     [leased] = await backend.queue.lease("webpush", 10, time.time(), lease_for=30)
-    attempt = Attempt(leased, "webpush", "permanent", SUBSCRIPTION_GONE, time.time())
-    await backend.queue.settle([(leased, Drop(SUBSCRIPTION_GONE), attempt)], time.time())
+    await _settle_dead(backend, leased, SUBSCRIPTION_GONE)
     assert (await backend.push.get_subscriber("a")).webpush == ()
+
+
+@pytest.mark.parametrize(("channel", "reason"), [(ChannelType.APNS, "Unregistered"), (ChannelType.FCM, "UNREGISTERED")])
+async def test_a_dead_device_token_is_removed_and_reported_once(backend, channel, reason):
+    if channel is ChannelType.APNS:
+        devices = (ApnsToken("ab" * 32), ApnsToken("cd" * 32, "sandbox"))
+    else:
+        devices = (FcmToken("x:1"), FcmToken("y:2"))
+    await backend.push.put_subscriber(replace(subscriber("a"), **{channel.value: devices}))
+    await _send_to(backend, channel, "msg_d")
+    await _send_to(backend, channel, "msg_e")
+    leased = await backend.queue.lease(channel.value, 10, time.time(), lease_for=30)
+    dead = [job for job in leased if job.id.endswith(".0")]  # each message's first delivery: the first token
+    assert len(dead) == 2
+    await _settle_dead(backend, dead[0], reason)
+    assert getattr(await backend.push.get_subscriber("a"), channel.value) == devices[1:], "only the dead token goes"
+    [report] = await backend.queue.lease("feedback", 10, time.time(), lease_for=30)
+    assert (report.id, report.kind, report.ref) == ("fbk_" + dead[0].id[4:], "feedback", dead[0].id)
+    assert (report.payload["reason"], report.payload["max_attempts"]) == (reason, 20)
+    await _settle_dead(backend, dead[1], reason)  # the same token, dead in the other message: already gone
+    assert await backend.queue.lease("feedback", 10, time.time(), lease_for=30) == []
+    assert (await backend.queue.depth())["feedback"] == 1, "only the first report is queued"
 
 
 SMS_ONLY = (ChannelType.SMS,)

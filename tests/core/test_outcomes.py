@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tidings.core.outcomes import NOTHING, Ack, Attempt, DeliveryChange, Drop, Effect, Reschedule, effect
+from tidings.core.outcomes import NOTHING, Ack, Attempt, DeliveryChange, Drop, Effect, Reschedule, effect, report_job
 from tidings.core.push import SUBSCRIPTION_GONE, DeliveryStatus
 from tidings.core.types import Job
 
@@ -57,7 +57,29 @@ CASES = [
         Effect(
             delivery=DeliveryChange(DeliveryStatus.FAILED, add_attempt=True, error=SUBSCRIPTION_GONE),
             forget_subscription=True,
+            report=report_job(DELIVERY, SUBSCRIPTION_GONE, 0.0),
         ),
+    ),
+    # a dead device token: removed and reported, under the service's own reason
+    *[
+        (
+            DELIVERY,
+            Drop(reason),
+            tried(DELIVERY, reason),
+            Effect(
+                delivery=DeliveryChange(DeliveryStatus.FAILED, add_attempt=True, error=reason),
+                forget_subscription=True,
+                report=report_job(DELIVERY, reason, 0.0),
+            ),
+        )
+        for reason in ("Unregistered", "BadDeviceToken", "ExpiredToken", "UNREGISTERED", "INVALID_ARGUMENT")
+    ],
+    # a refusal that is not about the token keeps it
+    (
+        DELIVERY,
+        Drop("DeviceTokenNotForTopic"),
+        tried(DELIVERY, "DeviceTokenNotForTopic"),
+        Effect(delivery=DeliveryChange(DeliveryStatus.FAILED, add_attempt=True, error="DeviceTokenNotForTopic")),
     ),
     # a stream job: dropped, it ends its message's stream deliveries; sent, it counted them already
     (STREAM, Ack(), tried(STREAM), NOTHING),
@@ -81,3 +103,11 @@ CASES = [
 @pytest.mark.parametrize(("job", "settlement", "attempt", "expected"), CASES)
 def test_table(job, settlement, attempt, expected):
     assert effect(job, settlement, attempt) == expected
+
+
+def test_a_report_is_one_job_per_delivery():
+    """Settled twice (after a crash), a delivery reports under one id: the queue keeps one."""
+    first, again = report_job(DELIVERY, "Unregistered", 1.0), report_job(DELIVERY, "Unregistered", 2.0)
+    assert first.id == again.id == "fbk_1"
+    assert (first.kind, first.ref, first.lane) == ("feedback", "dlv_1", "feedback")
+    assert first.payload == {"give_up_at": 1.0 + 86400, "max_attempts": 20, "reason": "Unregistered", "at": 1.0}

@@ -36,7 +36,7 @@ ID = {"id": Param("The message's id, as its sending gave it.", {"type": "string"
     tag=TAG,
     body=MessageIn,
     answers={202: MessageAccepted},
-    errors=(503,),
+    errors=(422, 503),
 )
 async def send(request: web.Request, body: MessageIn) -> web.Response:
     state = request.app[STATE]
@@ -53,6 +53,9 @@ async def send(request: web.Request, body: MessageIn) -> web.Response:
             priority=body.priority,
             send_at=None if body.send_at is None else body.send_at.timestamp(),
             ttl=body.ttl,
+            collapse_key=body.collapse_key,
+            badge=body.badge,
+            sound=body.sound,
         )
     )
     state.metrics.messages.inc()

@@ -12,13 +12,16 @@ from yarl import URL
 
 from tidings.api.models import Body, Text, one_of, or_null, whole_numbers
 from tidings.core.push import (
+    COLLAPSE_KEY_LENGTH,
     MAX_DATA_BYTES,
     MAX_RECIPIENTS,
     NAME,
+    ApnsToken,
     ChannelType,
     Counts,
     Delivery,
     DeliveryStatus,
+    FcmToken,
     Message,
     MessageStatus,
     Subscriber,
@@ -66,6 +69,29 @@ class WebPushChannelIn(Body):
     keys: PushKeys
 
 
+class ApnsChannelIn(Body):
+    """An iPhone app's device token, as ``didRegisterForRemoteNotificationsWithDeviceToken`` gives it (hex).
+    A token Apple says is dead is removed, and ``push.feedback_url`` is told."""
+
+    type: Literal["apns"]
+    token: Annotated[
+        str,
+        StringConstraints(pattern=r"^[0-9A-Fa-f]{32,200}$"),
+        AfterValidator(str.lower),
+    ] = Field(description="Hex, as the app got it (64 digits today); kept in lower case.")
+    environment: Literal["production", "sandbox"] = Field(
+        "production", description="`sandbox` for a development build's token: it goes to Apple's sandbox host."
+    )
+
+
+class FcmChannelIn(Body):
+    """An Android (or iOS, web) app's Firebase Cloud Messaging registration token. A token FCM says is not
+    registered is removed, and ``push.feedback_url`` is told."""
+
+    type: Literal["fcm"]
+    token: str = Field(min_length=1, max_length=4096, pattern=r"^[A-Za-z0-9_:.-]+$")
+
+
 class AddressChannelIn(Body):
     """``sms`` and ``email`` need not be listed: a message that names no channels reaches the subscriber's ``phone``
     and ``email`` anyway, email once an email provider is configured. Listed, ``email`` is reached even before."""
@@ -73,7 +99,9 @@ class AddressChannelIn(Body):
     type: Literal["sms", "email"]
 
 
-ChannelIn = Annotated[WebhookChannelIn | WebPushChannelIn | AddressChannelIn, Field(discriminator="type")]
+ChannelIn = Annotated[
+    WebhookChannelIn | WebPushChannelIn | ApnsChannelIn | FcmChannelIn | AddressChannelIn, Field(discriminator="type")
+]
 
 
 def _needs(channel: str, address: str) -> dict[str, Any]:
@@ -118,6 +146,8 @@ class SubscriberIn(Body):
                 place, field = channel.type, f"channels[{n}]"
             elif isinstance(channel, WebhookChannelIn):
                 place, field = _normalised(channel.url), f"channels[{n}].url"
+            elif isinstance(channel, ApnsChannelIn | FcmChannelIn):
+                place, field = channel.token, f"channels[{n}].token"
             else:
                 place, field = _normalised(channel.endpoint), f"channels[{n}].endpoint"
             if (channel.type, place) in seen:
@@ -146,9 +176,23 @@ class WebPushChannelOut(BaseModel):
     keys: dict[str, str] = Field(description="`p256dh` only: the `auth` secret is not shown again.")
 
 
+class ApnsChannelOut(BaseModel):
+    type: Literal["apns"] = "apns"
+    token: str
+    environment: str
+
+
+class FcmChannelOut(BaseModel):
+    type: Literal["fcm"] = "fcm"
+    token: str
+
+
 class AddressChannelOut(BaseModel):
     type: Literal["sms", "email"]
     to: str
+
+
+ChannelOut = WebhookChannelOut | WebPushChannelOut | ApnsChannelOut | FcmChannelOut | AddressChannelOut
 
 
 class SubscriberOut(BaseModel):
@@ -157,7 +201,7 @@ class SubscriberOut(BaseModel):
     locale: str | None
     phone: str | None
     email: str | None
-    channels: list[WebhookChannelOut | WebPushChannelOut | AddressChannelOut]
+    channels: list[ChannelOut]
     topics: list[str]
     created_at: str
     updated_at: str
@@ -165,12 +209,16 @@ class SubscriberOut(BaseModel):
     @classmethod
     def of(cls, s: Subscriber) -> SubscriberOut:
         addresses = {ChannelType.SMS: s.phone, ChannelType.EMAIL: s.email}
-        channels: list[WebhookChannelOut | WebPushChannelOut | AddressChannelOut] = []
+        channels: list[ChannelOut] = []
         for channel in s.channels():
             if isinstance(channel, WebhookEndpoint):
                 channels.append(WebhookChannelOut(url=channel.url, secret=channel.secret))
             elif isinstance(channel, WebPushSubscription):
                 channels.append(WebPushChannelOut(endpoint=channel.endpoint, keys={"p256dh": channel.p256dh}))
+            elif isinstance(channel, ApnsToken):
+                channels.append(ApnsChannelOut(token=channel.token, environment=channel.environment))
+            elif isinstance(channel, FcmToken):
+                channels.append(FcmChannelOut(token=channel.token))
             else:
                 channels.append(AddressChannelOut(type=channel.value, to=addresses[channel] or ""))
         return cls(
@@ -202,6 +250,11 @@ class TokenOut(BaseModel):
     expires_at: str
 
 
+class FeedbackOut(BaseModel):
+    url: str | None = Field(description="`push.feedback_url`; null when reports go nowhere.")
+    secret: str = Field(description="The `whsec_` secret the reports are signed with, as webhooks are.")
+
+
 class VapidKey(BaseModel):
     public_key: str = Field(description="Uncompressed P-256 point, base64url without padding.")
 
@@ -231,8 +284,26 @@ class MessageIn(Body):
     ttl: int | None = Field(
         None, ge=1, le=30 * 86400, strict=True, description="Seconds the message stays worth delivering."
     )
+    collapse_key: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=COLLAPSE_KEY_LENGTH,
+        description="Phones show only the latest of the messages that share one (APNs `apns-collapse-id`,"
+        " FCM `android.collapse_key`).",
+    )
+    badge: int | None = Field(None, ge=0, le=99_999, strict=True, description="The number on the app's icon (APNs).")
+    sound: Text | None = Field(
+        None, min_length=1, max_length=256, description="A sound file in the app, or `default` (APNs and FCM)."
+    )
 
-    _whole_numbers = whole_numbers("ttl")
+    _whole_numbers = whole_numbers("ttl", "badge")
+
+    @field_validator("collapse_key")
+    @classmethod
+    def _collapse_key_bytes(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) > COLLAPSE_KEY_LENGTH:
+            raise ValueError(f"at most {COLLAPSE_KEY_LENGTH} bytes in UTF-8 (APNs' limit)")
+        return value
 
     @field_validator("priority", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from tidings.core.settings import Settings
 from tidings.core.tokens import Tokens
 from tidings.ports import ApiKey, Nodes, PushStore, Queue, Store
 from tidings.runtime.metrics import Metrics
+from tidings.services.feedback import Feedback
 from tidings.services.keys import Keyring
 from tidings.services.messages import Messages
 from tidings.services.subscribers import Subscribers
@@ -40,6 +41,7 @@ class State:
     backend: str
     """The backend's name: ``sqlite`` or ``redis``."""
     sealer: Sealer
+    feedback: Feedback
 
 
 STATE = web.AppKey("tidings", State)

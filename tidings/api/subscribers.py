@@ -7,6 +7,9 @@ import time
 from aiohttp import web
 
 from tidings.api.push_models import (
+    ApnsChannelIn,
+    FcmChannelIn,
+    FeedbackOut,
     NewToken,
     SubscriberIn,
     SubscriberOut,
@@ -17,7 +20,7 @@ from tidings.api.push_models import (
 )
 from tidings.api.routing import Param, Router, json
 from tidings.api.state import STATE
-from tidings.core.push import NAME, ChannelType, WebPushSubscription
+from tidings.core.push import NAME, ApnsToken, ChannelType, FcmToken, WebPushSubscription
 from tidings.core.types import rfc3339
 from tidings.services.subscribers import SubscriberInput, WebhookInput, checked_id
 
@@ -49,6 +52,8 @@ async def put(request: web.Request, body: SubscriberIn) -> web.Response:
             for c in body.channels
             if isinstance(c, WebPushChannelIn)
         ),
+        apns=tuple(ApnsToken(c.token, c.environment) for c in body.channels if isinstance(c, ApnsChannelIn)),
+        fcm=tuple(FcmToken(c.token) for c in body.channels if isinstance(c, FcmChannelIn)),
         topics=tuple(body.topics),
         channel_order=tuple(ChannelType(c.type) for c in body.channels),
     )
@@ -114,3 +119,16 @@ async def token(request: web.Request, body: NewToken) -> web.Response:
 )
 async def vapid(request: web.Request) -> web.Response:
     return json(VapidKey(public_key=request.app[STATE].vapid_public_key))
+
+
+@router.route(
+    "GET",
+    "/v1/push/feedback",
+    summary="Where reports of removed channels (`subscriber.channel_removed`) go, and the secret that signs them",
+    scope="admin",
+    tag=TAG,
+    answers={200: FeedbackOut},
+)
+async def feedback(request: web.Request) -> web.Response:
+    reports = request.app[STATE].feedback
+    return json(FeedbackOut(url=reports.url, secret=reports.secret))

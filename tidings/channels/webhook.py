@@ -54,12 +54,11 @@ class _Host:
 
 
 class Webhooks:
-    name = "webhook"
-
     def __init__(
         self,
         http: HttpClient,
         *,
+        name: str = "webhook",
         per_host_concurrency: int = 32,
         per_host_rate: float = 0,
         breaker_threshold: int = 5,
@@ -67,7 +66,8 @@ class Webhooks:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``http`` should come from ``channels.guard.guarded_client``, which keeps it off private addresses and
-        follows no redirect."""
+        follows no redirect (the operator's own ``push.feedback_url`` needs no guard). ``name`` is the lane's."""
+        self.name = name
         self.http = http
         self.per_host_concurrency = per_host_concurrency
         self.breaker_threshold = breaker_threshold

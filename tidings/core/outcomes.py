@@ -1,6 +1,6 @@
 """What becomes of a job once its send has an outcome: the queue's side (``Ack``, ``Reschedule``, ``Drop``), and what
 settling it changes besides the queue (``effect``): its verification's count, its delivery's row, a message's stream
-deliveries, a push subscription that is gone.
+deliveries, a push subscription or device token that is gone (and the report of it).
 
 ``effect`` is the one statement of those rules. SQLite applies its answer in SQL (``backends/sqlite/effects.py``),
 Redis hands it to its settle script (``lua/lib.lua``), and the backend contract suite holds both to one table.
@@ -11,8 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from tidings.core.push import SUBSCRIPTION_GONE, DeliveryStatus
-from tidings.core.types import Job
+from tidings.core.push import DEAD_TOKENS, DeliveryStatus
+from tidings.core.types import PRIORITY_NORMAL, DeliveryPayload, Job
+
+FEEDBACK_LANE = "feedback"
+FEEDBACK_TRIES = 20
+FEEDBACK_FOR = 86400.0
+"""Seconds a report of a removed channel is retried for (as long as the feedback receiver may be down)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +82,9 @@ class Effect:
     stream: DeliveryChange | None = None
     """The change to every stream delivery of the job's message still queued."""
     forget_subscription: bool = False
-    """The push service no longer knows the delivery's subscription: its subscriber loses it."""
+    """The push service no longer knows the delivery's subscription or device token: its subscriber loses it."""
+    report: Job | None = None
+    """The job that tells ``push.feedback_url`` of it, queued only if the subscriber still had that channel."""
 
 
 NOTHING = Effect()
@@ -112,7 +119,25 @@ def _delivery(settlement: Settlement, attempt: Attempt | None) -> Effect:
         return Effect(delivery=DeliveryChange(DeliveryStatus.DELIVERED, add_attempt=tried, clear_error=True))
     error = error or settlement.reason
     change = DeliveryChange(_ended(settlement), add_attempt=tried, error=error)
-    return Effect(delivery=change, forget_subscription=error == SUBSCRIPTION_GONE)
+    if attempt is None or error not in DEAD_TOKENS:
+        return Effect(delivery=change)
+    return Effect(delivery=change, forget_subscription=True, report=report_job(attempt.job, error, attempt.at))
+
+
+def report_job(delivery_job: Job, reason: str, now: float) -> Job:
+    """The report that a delivery's channel was removed: a webhook to ``push.feedback_url``, retried for a day.
+    Its id follows from the delivery's, so a delivery settled twice (after a crash) reports under one id."""
+    payload = DeliveryPayload(give_up_at=now + FEEDBACK_FOR, max_attempts=FEEDBACK_TRIES, reason=reason, at=now)
+    return Job(
+        id="fbk_" + delivery_job.id.removeprefix("dlv_"),
+        kind="feedback",
+        ref=delivery_job.id,
+        lane=FEEDBACK_LANE,
+        priority=PRIORITY_NORMAL,
+        run_at=now,
+        expires_at=now + FEEDBACK_FOR,
+        payload=payload,
+    )
 
 
 def _stream(settlement: Settlement) -> Effect:

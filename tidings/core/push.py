@@ -21,6 +21,14 @@ MAX_DATA_BYTES = 64 * 1024
 """A message's ``data``, as JSON: it goes whole to every webhook and stream (and a Web Push holds 4 KB)."""
 SUBSCRIPTION_GONE = "subscription_gone"
 """A push service no longer knows a Web Push subscription (404, 410): the subscriber loses it."""
+DEAD_TOKENS = frozenset({SUBSCRIPTION_GONE, "Unregistered", "BadDeviceToken", "ExpiredToken", "UNREGISTERED",
+                         "INVALID_ARGUMENT"})  # fmt: skip
+"""The errors that say a channel will never work again: a Web Push subscription that is gone, an APNs token Apple
+no longer knows (410 ``Unregistered`` or ``ExpiredToken``, 400 ``BadDeviceToken``), an FCM token that is not
+registered (``UNREGISTERED``) or not a token at all (the FCM channel names ``INVALID_ARGUMENT`` only when it is the
+token that was refused). The delivery's subscriber loses that channel, and ``push.feedback_url`` is told."""
+COLLAPSE_KEY_LENGTH = 64
+"""``apns-collapse-id`` takes at most 64 bytes; FCM's ``collapse_key`` is held to the same."""
 
 RETENTION = 7 * 86400.0
 """Seconds a message and its deliveries stay readable after the message expires."""
@@ -32,9 +40,12 @@ class ChannelType(StrEnum):
     WEBPUSH = "webpush"
     SMS = "sms"
     EMAIL = "email"
+    APNS = "apns"
+    FCM = "fcm"
 
 
 ADDRESS_CHANNELS = frozenset({ChannelType.SMS, ChannelType.EMAIL})
+MOBILE_CHANNELS = frozenset({ChannelType.APNS, ChannelType.FCM})
 
 
 class DeliveryStatus(StrEnum):
@@ -70,6 +81,25 @@ class WebPushSubscription:
 
 
 @dataclass(frozen=True, slots=True)
+class ApnsToken:
+    """An app on an iPhone, as Apple's push service knows it."""
+
+    token: str
+    environment: str = "production"
+    """``sandbox`` for a development build's token, which only Apple's sandbox host accepts."""
+
+
+@dataclass(frozen=True, slots=True)
+class FcmToken:
+    """An app registered with Firebase Cloud Messaging (Android, mostly)."""
+
+    token: str
+
+
+Channel = WebhookEndpoint | WebPushSubscription | ApnsToken | FcmToken
+
+
+@dataclass(frozen=True, slots=True)
 class Subscriber:
     id: str
     created_at: float
@@ -80,6 +110,8 @@ class Subscriber:
     email: str | None = None
     webhooks: tuple[WebhookEndpoint, ...] = ()
     webpush: tuple[WebPushSubscription, ...] = ()
+    apns: tuple[ApnsToken, ...] = ()
+    fcm: tuple[FcmToken, ...] = ()
     topics: tuple[str, ...] = ()
     channel_order: tuple[ChannelType, ...] = ()
     """The types of the channels it was given, in that order, so that they are listed back in that order."""
@@ -90,14 +122,17 @@ class Subscriber:
         channels reaches them even where the server would not by default (see ``fan_out``)."""
         return ADDRESS_CHANNELS.intersection(self.channel_order)
 
-    def channels(self) -> list[WebhookEndpoint | WebPushSubscription | ChannelType]:
+    def channels(self) -> list[Channel | ChannelType]:
         """Its channels in the order they were given (a listed ``sms`` or ``email`` as its type). A Web Push
-        subscription that is gone leaves its place empty; one the order does not name comes after the others."""
-        left: dict[ChannelType, Iterator[WebhookEndpoint | WebPushSubscription]] = {
+        subscription or a device token that is gone leaves its place empty; one the order does not name comes after
+        the others."""
+        left: dict[ChannelType, Iterator[Channel]] = {
             ChannelType.WEBHOOK: iter(self.webhooks),
             ChannelType.WEBPUSH: iter(self.webpush),
+            ChannelType.APNS: iter(self.apns),
+            ChannelType.FCM: iter(self.fcm),
         }
-        ordered: list[WebhookEndpoint | WebPushSubscription | ChannelType] = []
+        ordered: list[Channel | ChannelType] = []
         for kind in self.channel_order:
             if kind not in left:
                 ordered.append(kind)
@@ -110,6 +145,8 @@ class Subscriber:
         found = [(ChannelType.STREAM, self.id)]
         found += [(ChannelType.WEBHOOK, hook.url) for hook in self.webhooks]
         found += [(ChannelType.WEBPUSH, push.endpoint) for push in self.webpush]
+        found += [(ChannelType.APNS, device.token) for device in self.apns]
+        found += [(ChannelType.FCM, device.token) for device in self.fcm]
         if self.phone:
             found.append((ChannelType.SMS, self.phone))
         if self.email:
@@ -121,6 +158,10 @@ class Subscriber:
 
     def push_subscription(self, endpoint: str) -> WebPushSubscription | None:
         return next((push for push in self.webpush if push.endpoint == endpoint), None)
+
+    def device(self, channel: ChannelType, token: str) -> ApnsToken | FcmToken | None:
+        devices: tuple[ApnsToken | FcmToken, ...] = self.apns if channel is ChannelType.APNS else self.fcm
+        return next((device for device in devices if device.token == token), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +179,12 @@ class Message:
     channels: tuple[ChannelType, ...] | None = None
     """The channels asked for; None is every channel each recipient has."""
     recipients: int = 0
+    collapse_key: str | None = None
+    """Phones show only the latest of the messages that share one (``apns-collapse-id``, FCM ``collapse_key``)."""
+    badge: int | None = None
+    """The number on the app's icon (APNs)."""
+    sound: str | None = None
+    """The sound a phone plays: a file in the app, or ``default``."""
 
     def event(self) -> dict[str, Any]:
         """The message as a recipient sees it, on a stream or in a webhook."""
@@ -247,6 +294,24 @@ class PushCall:
 
 
 @dataclass(frozen=True, slots=True)
+class MobileCall:
+    """One notification to one app on a phone, through APNs or FCM; ``id`` is the delivery's, stable on retries."""
+
+    id: str
+    token: str = field(repr=False)
+    environment: str
+    title: str | None
+    body: str | None
+    data: dict[str, Any] | None
+    priority: str
+    ttl: int
+    """Seconds the notification stays worth delivering (the message's time left)."""
+    collapse_key: str | None = None
+    badge: int | None = None
+    sound: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StreamCall:
     """A message for the live streams of many subscribers at once."""
 
@@ -266,6 +331,8 @@ def subscriber_record(subscriber: Subscriber) -> dict[str, Any]:
         "email": subscriber.email,
         "webhooks": [[hook.url, hook.secret] for hook in subscriber.webhooks],
         "webpush": [[push.endpoint, push.p256dh, push.auth] for push in subscriber.webpush],
+        "apns": [[device.token, device.environment] for device in subscriber.apns],
+        "fcm": [[device.token] for device in subscriber.fcm],
         "topics": list(subscriber.topics),
         "channel_order": [channel.value for channel in subscriber.channel_order],
     }
@@ -282,6 +349,8 @@ def subscriber_from_record(id: str, created_at: float, updated_at: float, record
         email=record["email"],
         webhooks=tuple(WebhookEndpoint(*hook) for hook in record["webhooks"]),
         webpush=tuple(WebPushSubscription(*push) for push in record["webpush"]),
+        apns=tuple(ApnsToken(*device) for device in record.get("apns", ())),
+        fcm=tuple(FcmToken(*device) for device in record.get("fcm", ())),
         topics=tuple(record["topics"]),
         channel_order=tuple(ChannelType(value) for value in _order(record)),
     )
@@ -308,6 +377,9 @@ def message_record(message: Message) -> dict[str, Any]:
         "send_at": message.send_at,
         "topic": message.topic,
         "channels": None if message.channels is None else [channel.value for channel in message.channels],
+        "collapse_key": message.collapse_key,
+        "badge": message.badge,
+        "sound": message.sound,
     }
 
 
@@ -327,4 +399,7 @@ def message_from_record(
         topic=record["topic"],
         channels=None if channels is None else tuple(ChannelType(channel) for channel in channels),
         recipients=recipients,
+        collapse_key=record.get("collapse_key"),
+        badge=record.get("badge"),
+        sound=record.get("sound"),
     )

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from tidings.core import templates
+from tidings.core import templates, webhook_secrets
 from tidings.core.address import InvalidAddress, parse_phone
 from tidings.core.otp import MAX_CODE_LENGTH, MIN_CODE_LENGTH
 
@@ -178,6 +178,25 @@ class PushSettings(Section):
     """Tries of one delivery before it fails (deferrals by a circuit breaker or a busy host do not count)."""
     give_up_after: float = Field(86400, gt=0)
     """Seconds after which an undelivered delivery fails, however few tries it had."""
+    feedback_url: str | None = None
+    """Where tidings POSTs ``subscriber.channel_removed`` when a push service says a token or subscription is dead."""
+    feedback_secret: str | None = None
+    """The ``whsec_`` secret those reports are signed with; derived from ``secret_key`` when not given (read it at
+    ``GET /v1/push/feedback``)."""
+
+    @field_validator("feedback_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+    @field_validator("feedback_secret")
+    @classmethod
+    def _whsec(cls, value: str | None) -> str | None:
+        if value is not None and not webhook_secrets.valid(value):
+            raise ValueError("a webhook secret is `whsec_` followed by base64 (as `GET /v1/push/feedback` shows)")
+        return value
 
 
 class WebhooksSettings(Section):

@@ -87,11 +87,14 @@ class SendPayload(TypedDict):
 @final
 class DeliveryPayload(TypedDict):
     """What a pushed message's delivery job (or its stream job) carries: when to stop trying, how many tries, and
-    for an SMS or email delivery the providers to fail over to."""
+    for an SMS or email delivery the providers to fail over to. A report of a removed channel (to
+    ``push.feedback_url``) is delivered the same way, and carries why the channel was removed and when."""
 
     give_up_at: float
     max_attempts: int
     chain: NotRequired[list[str]]
+    reason: NotRequired[str]
+    at: NotRequired[float]
 
 
 Payload = SendPayload | DeliveryPayload

@@ -17,10 +17,12 @@ from tidings.core import push
 from tidings.core.ids import RANDOM_BYTES, has_shape, new_id
 from tidings.core.outcomes import Drop
 from tidings.core.push import (
+    ApnsToken,
     ChannelType,
     Counts,
     Delivery,
     Message,
+    MobileCall,
     PushCall,
     StreamCall,
     Subscriber,
@@ -28,7 +30,7 @@ from tidings.core.push import (
 )
 from tidings.core.settings import Settings
 from tidings.core.types import DeliveryPayload, Job, OutboundMessage
-from tidings.errors import Conflict, InvalidInput, NotFound
+from tidings.errors import Conflict, InvalidInput, NotFound, Unprocessable
 from tidings.ports import PushStore
 from tidings.services.subscribers import Subscribers
 
@@ -47,6 +49,9 @@ class MessageInput:
     priority: str = "normal"
     send_at: float | None = None
     ttl: float | None = None
+    collapse_key: str | None = None
+    badge: int | None = None
+    sound: str | None = None
 
 
 class Messages:
@@ -59,11 +64,17 @@ class Messages:
             ChannelType.WEBPUSH: ["webpush"],
             ChannelType.SMS: settings.verify.sms_providers,
             ChannelType.EMAIL: settings.verify.email_providers,
+            ChannelType.APNS: ["apns"],
+            ChannelType.FCM: ["fcm"],
         }
-        email_configured = any(name in settings.providers for name in settings.verify.email_providers)
-        self.by_default = push.EVERY_CHANNEL if email_configured else push.EVERY_CHANNEL - {ChannelType.EMAIL}
+        unconfigured = {channel for channel in push.MOBILE_CHANNELS if channel.value not in settings.providers}
+        if not any(name in settings.providers for name in settings.verify.email_providers):
+            unconfigured.add(ChannelType.EMAIL)
+        self.by_default = push.EVERY_CHANNEL - unconfigured
         """What a message that names no channels reaches. Email only once an email provider is configured: the
-        default SMTP server (this host, port 25) is seldom there, and every push would retry an email for a day."""
+        default SMTP server (this host, port 25) is seldom there, and every push would retry an email for a day.
+        APNs and FCM only once configured: there is nothing to send them with before."""
+        self.unsendable = unconfigured & push.MOBILE_CHANNELS
 
     async def send(self, given: MessageInput) -> tuple[Message, list[str]]:
         """Accept a message; returns it and the ids in ``to`` that name no subscriber (they are skipped)."""
@@ -71,6 +82,13 @@ class Messages:
         if given.send_at is not None and given.send_at > now + 365 * 86400:
             raise InvalidInput("send_at: at most a year ahead", field="send_at")
         starts = max(now, given.send_at or now)
+        missing = sorted(self.unsendable.intersection(given.channels or ()))
+        if missing:
+            raise Unprocessable(
+                f"channels: {', '.join(missing)} not configured (see [providers.{missing[0]}])",
+                code="channel_not_configured",
+                field="channels",
+            )
         message = Message(
             id=new_id("msg", now, os.urandom(RANDOM_BYTES)),
             title=given.title,
@@ -82,6 +100,9 @@ class Messages:
             send_at=given.send_at,
             topic=given.topic,
             channels=None if given.channels is None else tuple(dict.fromkeys(given.channels)),
+            collapse_key=given.collapse_key,
+            badge=given.badge,
+            sound=given.sound,
         )
         return await self.store.create_message(message, given.to, lambda m, s: self._plan(m, s, starts, now))
 
@@ -175,6 +196,23 @@ class Messages:
                 ttl = max(0, int(message.expires_at - now))
                 return PushCall(delivery.id, subscription.endpoint, subscription.p256dh, subscription.auth,
                                 payload, ttl, urgency)  # fmt: skip
+            case ChannelType.APNS | ChannelType.FCM:
+                device = subscriber.device(delivery.channel, delivery.target)
+                if device is None:
+                    return Drop("unsubscribed")
+                return MobileCall(
+                    id=delivery.id,
+                    token=device.token,
+                    environment=device.environment if isinstance(device, ApnsToken) else "production",
+                    title=message.title,
+                    body=message.body,
+                    data=message.data,
+                    priority=message.priority,
+                    ttl=max(0, int(message.expires_at - now)),
+                    collapse_key=message.collapse_key,
+                    badge=message.badge,
+                    sound=message.sound,
+                )
             case ChannelType.SMS | ChannelType.EMAIL:
                 text = "\n".join(part for part in (message.title, message.body) if part)
                 return OutboundMessage(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from tidings.core import webhook_secrets
 from tidings.core.address import InvalidAddress, parse_email, parse_phone
-from tidings.core.push import NAME, ChannelType, Subscriber, WebhookEndpoint, WebPushSubscription
+from tidings.core.push import NAME, ApnsToken, ChannelType, FcmToken, Subscriber, WebhookEndpoint, WebPushSubscription
 from tidings.core.sealing import Sealer
 from tidings.errors import InvalidInput, NotFound, Unprocessable
 from tidings.outbound.guard import PrivateAddress, check_url
@@ -34,6 +34,8 @@ class SubscriberInput:
     email: str | None = None
     webhooks: tuple[WebhookInput, ...] = ()
     webpush: tuple[WebPushSubscription, ...] = ()
+    apns: tuple[ApnsToken, ...] = ()
+    fcm: tuple[FcmToken, ...] = ()
     topics: tuple[str, ...] = ()
     channel_order: tuple[ChannelType, ...] = ()
 
@@ -88,6 +90,8 @@ class Subscribers:
             email=self._email(given.email),
             webhooks=tuple(webhooks),
             webpush=given.webpush,
+            apns=given.apns,
+            fcm=given.fcm,
             topics=tuple(dict.fromkeys(given.topics)),
             channel_order=given.channel_order,
         )

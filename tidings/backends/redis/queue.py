@@ -63,6 +63,8 @@ def _effect_operation(job: Job, effect: Effect) -> dict[str, Any]:
         operation["stream"] = [job.ref, _change(effect.stream)]
     if effect.forget_subscription:
         operation["gone"] = True
+        if effect.report is not None:
+            operation["report"] = queued_job(effect.report)
     return operation
 
 
@@ -177,11 +179,11 @@ class RedisQueue:
                                         repr(attempt.at)]  # fmt: skip
             operations.append(operation)
         if operations:
-            removed = await self.scripts("settle", operations, repr(now), self.consumer)
+            removed, queued = await self.scripts("settle", operations, repr(now), self.consumer)
             self._forget([job for job, _, _ in settled])
             self._queued = max(0, self._queued - removed)
-            if any("again" in operation for operation in operations):
-                self.notify(0)
+            if queued or any("again" in operation for operation in operations):
+                self.notify(queued)
 
     @guarded
     async def release(self, jobs: list[Job]) -> None:

@@ -10,7 +10,8 @@ from tidings.core.push import ChannelType, DeliveryStatus
 from tidings.core.types import Job, Status
 
 
-def apply(connection: sqlite3.Connection, job: Job, effect: Effect, now: float) -> None:
+def apply(connection: sqlite3.Connection, job: Job, effect: Effect, now: float) -> Job | None:
+    """Write the effect; returns the job it asks to queue (the report of a removed channel), if any."""
     if effect.verification == "delivered":
         connection.execute(
             "UPDATE verifications SET delivered_count = delivered_count + 1, updated_at = ? WHERE id = ?",
@@ -21,15 +22,12 @@ def apply(connection: sqlite3.Connection, job: Job, effect: Effect, now: float) 
             "UPDATE verifications SET status = ?, updated_at = ? WHERE id = ? AND status = ? AND delivered_count = 0",
             (Status.FAILED.value, now, job.ref, Status.PENDING.value),
         )
-    if effect.forget_subscription:  # before the delivery changes: it names the subscription
-        row = connection.execute("SELECT subscriber_id, target FROM deliveries WHERE id = ?", (job.id,)).fetchone()
-        if row is not None:
-            subscriber_id, endpoint = row
-            _forget_push_subscription(connection, subscriber_id, endpoint, now)
+    removed = effect.forget_subscription and _forget_channel(connection, job.id, now)
     if effect.delivery is not None:
         _change(connection, "id = ?", (job.id,), effect.delivery, now)
     if effect.stream is not None:
         finish_stream(connection, job.ref, effect.stream, now)
+    return effect.report if removed else None
 
 
 def finish_stream(connection: sqlite3.Connection, message_id: str, change: DeliveryChange, now: float) -> None:
@@ -59,12 +57,25 @@ def _change(
     connection.execute(f"UPDATE deliveries SET {', '.join(sets)} WHERE {where}", (*values, *args))
 
 
-def _forget_push_subscription(connection: sqlite3.Connection, subscriber_id: str, endpoint: str, now: float) -> None:
-    row = connection.execute("SELECT record FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
-    if row is None:
-        return
-    record = json.loads(row[0])
-    record["webpush"] = [push for push in record["webpush"] if push[0] != endpoint]
+def _forget_channel(connection: sqlite3.Connection, delivery_id: str, now: float) -> bool:
+    """The delivery's subscriber loses the channel it went to (a Web Push endpoint, a device token: the first item
+    of each in the record); True when it still had it."""
+    found = connection.execute(
+        "SELECT channel, target, record FROM deliveries JOIN subscribers ON subscribers.id = subscriber_id"
+        " WHERE deliveries.id = ?",
+        (delivery_id,),
+    ).fetchone()
+    if found is None:
+        return False
+    channel, target, text = found
+    record = json.loads(text)
+    kept = [entry for entry in record.get(channel, []) if entry[0] != target]
+    if len(kept) == len(record.get(channel, [])):
+        return False
+    record[channel] = kept
     connection.execute(
-        "UPDATE subscribers SET record = ?, updated_at = ? WHERE id = ?", (json.dumps(record), now, subscriber_id)
+        "UPDATE subscribers SET record = ?, updated_at = ?"
+        " WHERE id = (SELECT subscriber_id FROM deliveries WHERE id = ?)",
+        (json.dumps(record), now, delivery_id),
     )
+    return True

@@ -17,10 +17,11 @@ from tidings.core.types import PRIORITIES, Job
 _JOB_COLUMNS = "id, kind, ref, lane, priority, attempts, run_at, expires_at, payload"
 
 
-def insert_jobs(connection: sqlite3.Connection, jobs: list[Job]) -> None:
-    """Enqueue inside the caller's transaction, so jobs commit together with what they send."""
+def insert_jobs(connection: sqlite3.Connection, jobs: list[Job], insert: str = "INSERT") -> None:
+    """Enqueue inside the caller's transaction, so jobs commit together with what they send; ``insert`` may say
+    ``INSERT OR IGNORE`` to keep a job already queued under the same id."""
     connection.executemany(
-        f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"{insert} INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 job.id,
@@ -61,11 +62,16 @@ def _lease(connection: sqlite3.Connection, lane: str, limit: int, now: float, un
     return jobs
 
 
-def _settle(connection: sqlite3.Connection, settled: list[tuple[Job, Settlement, Attempt | None]], now: float) -> int:
-    """Apply outcomes, and what they change besides the queue, in one transaction; returns jobs removed."""
-    attempts, rescheduled, finished = [], [], []
+def _settle(
+    connection: sqlite3.Connection, settled: list[tuple[Job, Settlement, Attempt | None]], now: float
+) -> tuple[int, int]:
+    """Apply outcomes, and what they change besides the queue, in one transaction; returns jobs removed and jobs
+    the effects queued."""
+    attempts, rescheduled, finished, queued = [], [], [], []
     for job, settlement, attempt in settled:
-        effects.apply(connection, job, outcomes.effect(job, settlement, attempt), now)
+        new = effects.apply(connection, job, outcomes.effect(job, settlement, attempt), now)
+        if new is not None:
+            queued.append(new)
         if attempt is not None:
             attempts.append((job.id, job.kind, job.ref, attempt.provider, attempt.outcome, attempt.error, attempt.at))
         if isinstance(settlement, Reschedule):
@@ -75,7 +81,9 @@ def _settle(connection: sqlite3.Connection, settled: list[tuple[Job, Settlement,
             finished.append((job.id,))
     connection.executemany("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)", attempts)
     connection.executemany("UPDATE jobs SET run_at = ?, lane = ?, attempts = ?, leased = 0 WHERE id = ?", rescheduled)
-    return connection.executemany("DELETE FROM jobs WHERE id = ?", finished).rowcount
+    removed = connection.executemany("DELETE FROM jobs WHERE id = ?", finished).rowcount
+    insert_jobs(connection, queued, "INSERT OR IGNORE")  # a report still queued from an earlier settling stays
+    return removed, len(queued)
 
 
 class SqliteQueue:
@@ -107,9 +115,12 @@ class SqliteQueue:
         return await self.db.run(_lease, lane, limit, now, now + lease_for)
 
     async def settle(self, settled: list[tuple[Job, Settlement, Attempt | None]], now: float) -> None:
-        self._queued -= await self.db.run(_settle, settled, now)
-        if any(isinstance(settlement, Reschedule) for _, settlement, _ in settled):
-            self.notify(0)  # a job due again soon is leased then, not at the dispatcher's next idle check (as on Redis)
+        removed, queued = await self.db.run(_settle, settled, now)
+        self._queued -= removed
+        if queued or any(isinstance(settlement, Reschedule) for _, settlement, _ in settled):
+            self.notify(
+                queued
+            )  # a job due again soon is leased then, not at the dispatcher's next idle check (as on Redis)
 
     async def release(self, jobs: list[Job]) -> None:
         await self.db.run(_release, [job.id for job in jobs], time.time())

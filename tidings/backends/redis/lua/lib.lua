@@ -103,18 +103,21 @@ local function consume_limits(limits, now)
   return nil
 end
 
--- A push service said a subscription is gone (404/410): the delivery's subscriber loses that endpoint.
-local function forget_push_subscription(delivery, now)
-  local found = redis.call('HMGET', P .. 'dlv:' .. delivery, 'subscriber_id', 'target')
-  if not found[1] then return end
+-- A push service said a subscription or device token is gone: the delivery's subscriber loses that channel (the
+-- first item of each entry of record[channel] is its endpoint or token). Returns true when it still had it.
+local function forget_channel(delivery, now)
+  local found = redis.call('HMGET', P .. 'dlv:' .. delivery, 'subscriber_id', 'channel', 'target')
+  if not found[1] then return false end
   local key = P .. 'sub:' .. found[1]
   local record = redis.call('HGET', key, 'record')
-  if not record then return end
+  if not record then return false end
   record = cjson.decode(record)
-  local kept = {}
-  for _, push in ipairs(record.webpush) do
-    if push[1] ~= found[2] then table.insert(kept, push) end
+  local kept, removed = {}, false
+  for _, entry in ipairs(record[found[2]] or {}) do
+    if entry[1] == found[3] then removed = true else table.insert(kept, entry) end
   end
-  record.webpush = kept
+  if not removed then return false end
+  record[found[2]] = kept
   redis.call('HSET', key, 'record', cjson.encode(record), 'updated_at', now)
+  return true
 end

@@ -1,10 +1,10 @@
 -- Record outcomes of a batch of leased jobs, with what each job kind records of them, atomically.
 -- ARGV: prefix, operations (JSON), now, consumer. An operation is {id, lane, priority, entry} plus `again` (a job
 -- to schedule again), `dead` (the reason it was dropped) or neither (sent), and optionally `verification`,
--- `delivery`, `gone`, `stream` (what changes besides the queue) and `attempt` (an audit record).
--- Returns how many jobs left the queue.
+-- `delivery`, `gone`, `stream` (what changes besides the queue), `report` (a job to queue if `gone` removed a
+-- channel) and `attempt` (an audit record). Returns how many jobs left the queue and how many were queued.
 local operations, now, consumer = cjson.decode(ARGV[2]), ARGV[3], ARGV[4]
-local removed = 0
+local removed, queued = 0, 0
 
 -- Only the lease holder settles: a worker whose lease ran out while it sent (and whose job another worker took
 -- over, and may have settled) records nothing, so a job is neither brought back nor counted twice.
@@ -35,7 +35,11 @@ for _, op in ipairs(operations) do
     end
     redis.call('DEL', P .. 'msg:' .. op.stream[1] .. ':waiting')
   end
-  if op.gone then forget_push_subscription(op.id, now) end
+  if op.gone and forget_channel(op.id, now) and op.report
+     and redis.call('EXISTS', P .. 'job:' .. op.report.id) == 0 then
+    enqueue(op.report, now)
+    queued = queued + 1
+  end
   if op.attempt then
     local a = op.attempt
     redis.call('XADD', P .. 'attempts', 'MAXLEN', '~', ATTEMPTS_KEPT, '*', 'job', op.id, 'kind', a[1], 'ref', a[2],
@@ -43,4 +47,4 @@ for _, op in ipairs(operations) do
   end
   end
 end
-return removed
+return {removed, queued}
