@@ -13,7 +13,6 @@ expired.
 from __future__ import annotations
 
 import itertools
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,6 @@ from tidings.core.mobile import APNS_MAX_PAYLOAD, apns_request
 from tidings.core.push import MobileCall
 from tidings.core.settings import NumbersAreNotTruths
 from tidings.core.types import Delivered, Permanent, SendOutcome, Transient
-
-logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request's URL, device token included
 
 PRODUCTION = "https://api.push.apple.com"
 SANDBOX = "https://api.sandbox.push.apple.com"

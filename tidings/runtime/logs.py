@@ -99,3 +99,5 @@ def setup(level: str = "INFO", format: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx (the APNs client) logs every request's URL at INFO, and an APNs URL holds the device token.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

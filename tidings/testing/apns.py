@@ -2,12 +2,12 @@
 documents for its provider API (token-based authentication, the ``apns-*`` headers, a JSON ``{"reason": ...}`` on
 refusal, ``apns-id`` on every answer), for tests and benchmarks.
 
-APNs speaks only HTTP/2, and aiohttp, which serves the other emulators, does not; so this one is an
-``asyncio.Protocol`` on ``h2``, after h2's asyncio server example, over plain TCP with prior knowledge (h2c: no TLS,
-no Upgrade) so that ``httpx.AsyncClient(http1=False, http2=True)`` or ``curl --http2-prior-knowledge`` reach it.
-Each request runs in its own task, so one slow answer holds no other stream, and ``SETTINGS_MAX_CONCURRENT_STREAMS``
-is 1000. The same server answers the control routes of the other emulators (``/_emulator/received``, ``reset``,
-``outage``) and ``POST /_emulator/dead`` with a JSON list of device tokens to unregister.
+APNs speaks only HTTP/2, and aiohttp, which serves the other emulators, does not; so this one is served by
+``tidings.testing.h2c`` over plain TCP with prior knowledge (h2c: no TLS, no Upgrade), which
+``httpx.AsyncClient(http1=False, http2=True)`` or ``curl --http2-prior-knowledge`` reach, with
+``SETTINGS_MAX_CONCURRENT_STREAMS`` at 1000. The same server answers the control routes of the other emulators
+(``/_emulator/received``, ``reset``, ``outage``) and ``POST /_emulator/dead`` with a JSON list of device tokens to
+unregister.
 
 Injected failures answer 429 TooManyRequests; during an outage every request is answered 503 ServiceUnavailable.
 """
@@ -20,28 +20,16 @@ import re
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
-from h2.config import H2Configuration
-from h2.connection import H2Connection
-from h2.events import (
-    ConnectionTerminated,
-    DataReceived,
-    RemoteSettingsChanged,
-    RequestReceived,
-    StreamEnded,
-    StreamReset,
-    WindowUpdated,
-)
-from h2.exceptions import ProtocolError
-from h2.settings import SettingCodes, Settings
 
 from tidings.testing.emulator import Emulator
+from tidings.testing.h2c import LENIENT, Answer, H2cServer
 
 MAX_CONCURRENT_STREAMS = 1000
 MAX_PAYLOAD = 4096
@@ -69,8 +57,6 @@ _DEVICE_TOKEN = re.compile(r"(?:[0-9a-fA-F]{2}){16,100}")
 _INTEGER = re.compile(r"[0-9]+")
 KeyLike = ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey | bytes | str
 """A signing key's public half, its private half, or the PEM of either."""
-_LENIENT = ("utf-8", "surrogateescape")
-"""Header bytes that are not UTF-8 survive decoding, and come back as they were on encoding."""
 _BODY_LIMIT = MAX_VOIP_PAYLOAD + 1
 """Bytes of a request body kept: enough to tell that it is too large."""
 
@@ -84,13 +70,6 @@ class Notification:
     """The ``apns-*`` headers of the request."""
     payload: dict[str, Any]
     at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes = b""
 
 
 def json_answer(status: int, body: Any, *headers: tuple[str, str]) -> Answer:
@@ -153,35 +132,21 @@ class Apns(Emulator):
         """Each provider token seen: its ``iat`` when it verifies, None when not; a signature is checked once."""
         self._tokens: set[str] = set()
         self._last_new_token = float("-inf")
-        self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
-        self._base_url = ""
+        self._http = H2cServer(self.answer, max_concurrent_streams=MAX_CONCURRENT_STREAMS, body_limit=_BODY_LIMIT)
 
     @property
     def base_url(self) -> str:
-        if not self._base_url:
+        if not self._http.base_url:
             raise RuntimeError("the emulator is not started")
-        return self._base_url
+        return self._http.base_url
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on ``host:port`` (0: any free port) and answer ``http://host:port``."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=8192)
-        port = self._server.sockets[0].getsockname()[1]
-        self._base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-        return self._base_url
+        return await self._http.start(host, port)
 
     async def close(self) -> None:
         """Stop listening, say GOAWAY to every client, and wait for the requests in hand to be cancelled."""
-        if self._server is None:
-            return
-        self._server.close()
-        tasks = [task for connection in self._connections for task in connection.tasks.values()]
-        for connection in list(self._connections):
-            connection.close()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._server.wait_closed()
-        self._server = None
+        await self._http.close()
 
     def kill(self, token: str) -> None:
         """From now on the device token answers 410 Unregistered, as after the app was removed."""
@@ -233,7 +198,7 @@ class Apns(Emulator):
             return refuse(400, "BadPriority")
         if not _INTEGER.fullmatch(headers.get("apns-expiration", "0")):
             return refuse(400, "BadExpirationDate")
-        if len(headers.get("apns-collapse-id", "").encode(*_LENIENT)) > MAX_COLLAPSE_ID:
+        if len(headers.get("apns-collapse-id", "").encode(*LENIENT)) > MAX_COLLAPSE_ID:
             return refuse(400, "BadCollapseId")
         if apns_id and apns_id != echo:
             return refuse(400, "BadMessageId")
@@ -333,137 +298,6 @@ class Apns(Emulator):
                 self.kill(token)
             return json_answer(200, {"ok": True, "dead": len(self.dead)})
         return json_answer(404, {"error": f"no route {method} {url.path}"})
-
-
-@dataclass
-class _Request:
-    headers: dict[str, str]
-    body: bytearray = field(default_factory=bytearray)
-
-
-class _Connection(asyncio.Protocol):
-    """One client's HTTP/2 connection: frames in, a task per complete request, frames out within the client's
-    flow-control windows."""
-
-    def __init__(self, apns: Apns) -> None:
-        self.apns = apns
-        self.h2 = H2Connection(H2Configuration(client_side=False))
-        # Replaced before initiate_connection, the limit holds from the first stream rather than from the client's ACK.
-        self.h2.local_settings = Settings(
-            client=False,
-            initial_values={
-                SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
-                SettingCodes.MAX_HEADER_LIST_SIZE: H2Connection.DEFAULT_MAX_HEADER_LIST_SIZE,
-            },
-        )
-        self.transport: asyncio.Transport | None = None
-        self.requests: dict[int, _Request] = {}
-        """Streams whose request is still arriving."""
-        self.tasks: dict[int, asyncio.Task[None]] = {}
-        """Streams being answered."""
-        self.windows: dict[int, asyncio.Future[None]] = {}
-        """Streams waiting for the client to open its flow-control window."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        self.apns._connections.add(self)
-        self.h2.initiate_connection()
-        self.flush()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.apns._connections.discard(self)
-        for task in self.tasks.values():
-            task.cancel()
-        self.requests.clear()
-
-    def close(self) -> None:
-        self.h2.close_connection()
-        self.flush()
-        for task in self.tasks.values():
-            task.cancel()
-        if self.transport is not None:
-            self.transport.close()
-
-    def flush(self) -> None:
-        data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            events = self.h2.receive_data(data)
-        except ProtocolError:
-            self.flush()
-            if self.transport is not None:
-                self.transport.close()
-            return
-        for event in events:
-            if isinstance(event, RequestReceived):
-                # Decoded here rather than by h2, which fails the whole connection on a header that is not UTF-8.
-                headers = cast(list[tuple[bytes, bytes]], event.headers)
-                self.requests[event.stream_id] = _Request(
-                    {name.decode(*_LENIENT): value.decode(*_LENIENT) for name, value in headers}
-                )
-            elif isinstance(event, DataReceived):
-                self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                request = self.requests.get(event.stream_id)
-                if request is not None and len(request.body) < _BODY_LIMIT:
-                    request.body += event.data[: _BODY_LIMIT - len(request.body)]
-            elif isinstance(event, StreamEnded):
-                request = self.requests.pop(event.stream_id, None)
-                if request is not None:
-                    self.respond(event.stream_id, request)
-            elif isinstance(event, StreamReset):
-                self.requests.pop(event.stream_id, None)
-                task = self.tasks.get(event.stream_id)
-                if task is not None:
-                    task.cancel()
-            elif isinstance(event, WindowUpdated):
-                self.window_opened(event.stream_id)
-            elif isinstance(event, RemoteSettingsChanged):
-                if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
-                    self.window_opened(0)
-            elif isinstance(event, ConnectionTerminated) and self.transport is not None:
-                self.transport.close()
-        self.flush()
-
-    def respond(self, stream_id: int, request: _Request) -> None:
-        task = asyncio.get_running_loop().create_task(self.answer(stream_id, request))
-        self.tasks[stream_id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(stream_id, None))
-
-    async def answer(self, stream_id: int, request: _Request) -> None:
-        answer = await self.apns.answer(request.headers, bytes(request.body))
-        try:
-            self.h2.send_headers(
-                stream_id, [(":status", str(answer.status)), *answer.headers], end_stream=not answer.body
-            )
-            self.flush()
-            await self.send_body(stream_id, answer.body)
-        except ProtocolError:  # StreamClosedError among them
-            pass  # the client reset the stream or said GOAWAY meanwhile
-
-    async def send_body(self, stream_id: int, body: bytes) -> None:
-        sent = 0
-        while sent < len(body):
-            window = self.h2.local_flow_control_window(stream_id)
-            if window < 1:
-                self.windows[stream_id] = asyncio.get_running_loop().create_future()
-                try:
-                    await self.windows[stream_id]
-                finally:
-                    del self.windows[stream_id]
-                continue
-            size = min(window, len(body) - sent, self.h2.max_outbound_frame_size)
-            self.h2.send_data(stream_id, body[sent : sent + size], end_stream=sent + size == len(body))
-            sent += size
-            self.flush()
-
-    def window_opened(self, stream_id: int) -> None:
-        """Wake the stream waiting for this window, or all of them when it is the connection's."""
-        for waiting, future in self.windows.items():
-            if stream_id in (0, waiting) and not future.done():
-                future.set_result(None)
 
 
 async def serve_forever(host: str = "127.0.0.1", port: int = 9010, **options: Any) -> None:
