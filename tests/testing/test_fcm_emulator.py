@@ -215,15 +215,18 @@ TIMEFRAME = (
         ({"aud": "https://example.com/token"}, "invalid_grant", "Invalid JWT: Failed audience check."),
         ({"scope": None}, "invalid_scope", "Invalid OAuth scope or ID token audience provided."),
         ({"scope": "https://www.googleapis.com/auth/userinfo.email"}, "invalid_scope", "Invalid OAuth scope"),
-        ({"iat": int(time.time()) - 4000, "exp": int(time.time()) - 400}, "invalid_grant", TIMEFRAME),
-        ({"iat": int(time.time()) + 600, "exp": int(time.time()) + 1200}, "invalid_grant", TIMEFRAME),
-        ({"exp": int(time.time()) + 3700}, "invalid_grant", TIMEFRAME),
+        # times as offsets from when the test runs (a whole suite's run can be minutes after its collection)
+        ({"iat": -4000, "exp": -400}, "invalid_grant", TIMEFRAME),
+        ({"iat": 600, "exp": 1200}, "invalid_grant", TIMEFRAME),
+        ({"exp": 3700}, "invalid_grant", TIMEFRAME),
         ({"iat": None}, "invalid_grant", TIMEFRAME),
     ],
 )
 async def test_an_assertion_google_would_refuse_is_refused(
     served: Served, claims: dict[str, Any], error: str, description: str
 ) -> None:
+    now = int(time.time())
+    claims = {name: now + value if name in ("iat", "exp") and value else value for name, value in claims.items()}
     status, body = await served.grant(served.assertion(**claims))
     assert status == 400
     assert body["error"] == error
