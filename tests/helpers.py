@@ -4,6 +4,7 @@ verification fixtures for the backends, and reading a stream's events."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import re
 import subprocess
@@ -26,8 +27,9 @@ TEST_CONFIG = {"verify": {"test_numbers": {TEST_NUMBER: {"code": TEST_CODE, "unt
 
 
 async def eventually(condition, timeout: float = 10.0, every: float = 0.02) -> None:
+    """Wait until ``condition()`` (a function, or a coroutine function) is true."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (await result if inspect.isawaitable(result := condition()) else result):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(every)

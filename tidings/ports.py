@@ -4,15 +4,15 @@ one contract test suite."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from tidings.core.otp import CheckResult, Refused
 from tidings.core.outcomes import Attempt, Settlement
-from tidings.core.push import Counts, Delivery, Message, Subscriber
+from tidings.core.push import Counts, Delivery, Message, MessageStatus, Subscriber
 from tidings.core.ratelimit import Limit
-from tidings.core.types import Channel, Job, SendOutcome, Verification
+from tidings.core.types import Channel, Job, SendOutcome, Status, Verification
 
 IDEMPOTENCY_PENDING = 0
 """The status of a claimed ``Idempotency-Key`` whose request is still under way."""
@@ -52,6 +52,15 @@ class Lookup:
 
 
 @dataclass(frozen=True, slots=True)
+class Position:
+    """Where a page of a newest-first list ended: its last item's creation time and id. Lists are ordered by
+    ``(created_at, id)``, newest first, and the next page holds what comes strictly after this."""
+
+    created_at: float
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKey:
     id: str
     name: str
@@ -73,6 +82,13 @@ class Store(Protocol):
     async def get_verification(self, id: str) -> Verification | None: ...
 
     async def get_verifications(self, ids: list[str]) -> dict[str, Verification]: ...
+
+    async def list_verifications(
+        self, to: str | None, status: Status | None, after: Position | None, limit: int, now: float
+    ) -> list[Verification]:
+        """Up to ``limit`` verifications after ``after``, newest first: of the address ``to`` (on any channel),
+        in ``status`` as ``core.otp.current_status`` reads it at ``now`` (a pending one past its expiry is
+        expired). As stored: the caller settles their status for showing."""
 
     async def add_key(self, key: ApiKey) -> None: ...
 
@@ -128,11 +144,21 @@ class PushStore(Protocol):
 
     async def delete_subscriber(self, id: str) -> bool: ...
 
+    async def list_subscribers(self, topic: str | None, after: Position | None, limit: int) -> list[Subscriber]:
+        """Up to ``limit`` subscribers after ``after``, newest first (by when they were created, which a
+        replacement keeps), of ``topic`` if given; with their secrets sealed, as stored."""
+
     async def create_message(self, message: Message, to: list[str] | None, plan: Fanout) -> tuple[Message, list[str]]:
         """Resolve the recipients (``to``, or the message's topic) and write the message, its deliveries and their
         jobs atomically; returns the message and the ids in ``to`` that name no subscriber."""
 
     async def get_message(self, id: str) -> tuple[Message, Counts] | None: ...
+
+    async def list_messages(
+        self, status: MessageStatus | None, after: Position | None, limit: int
+    ) -> list[tuple[Message, Counts]]:
+        """Up to ``limit`` messages after ``after``, newest first, with their counts; in ``status`` as
+        ``Counts.status`` derives it, if given."""
 
     async def list_deliveries(
         self, message_id: str | None, status: str | None, after: int, limit: int
@@ -156,6 +182,25 @@ class PushStore(Protocol):
     async def purge(self, now: float, retention: float, cache_age: float) -> int: ...
 
 
+FAILURES_KEPT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedAttempt:
+    """One try of one job, as the log of attempts keeps it (what ``GET /v1/events`` tails)."""
+
+    cursor: str
+    """Its place in the log: pass it back to read what came after."""
+    job: str
+    kind: str
+    ref: str
+    """The verification's or the message's id."""
+    provider: str
+    outcome: str
+    error: str | None
+    at: float
+
+
 class Queue(Protocol):
     async def lease(self, lane: str, limit: int, now: float, lease_for: float) -> list[Job]:
         """Up to ``limit`` due jobs of ``lane``, highest priority first, hidden from others for ``lease_for``."""
@@ -173,6 +218,13 @@ class Queue(Protocol):
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return when a job may have arrived, or after ``timeout``."""
+
+    async def attempts_after(self, cursor: str | None, limit: int) -> tuple[list[LoggedAttempt], str]:
+        """Up to ``limit`` attempts logged after ``cursor`` (None: after the last one so far, so none), oldest first,
+        and the cursor to read on from. Every process's attempts, on Redis."""
+
+    async def failures(self, ref: str) -> list[LoggedAttempt]:
+        """The last ``FAILURES_KEPT`` tries that failed of one verification's (or message's) jobs, oldest first."""
 
     @property
     def queued(self) -> int:
@@ -230,6 +282,21 @@ class Node:
     """Live connections it holds."""
     in_flight: int = 0
     """Sends it has under way."""
+    circuits: dict[str, str] = field(default_factory=dict)
+    """Its providers whose circuit is not closed (``open`` or ``half_open``), by name."""
+
+
+class Stats(Protocol):
+    """Counts per time bucket (``core.stats``), added to by every process: on Redis into shared buckets."""
+
+    async def add(self, counts: Mapping[tuple[int, str], int], resolution: int) -> None:
+        """Add ``counts`` (by bucket start and name) to the buckets of ``resolution`` seconds."""
+
+    async def read(self, resolution: int, since: float, until: float) -> dict[tuple[int, str], int]:
+        """The counts of the buckets of ``resolution`` that start in [since, until)."""
+
+    async def purge(self, now: float) -> int:
+        """Forget buckets older than ``core.stats.KEPT`` says; returns how many rows went."""
 
 
 class Nodes(Protocol):

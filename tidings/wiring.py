@@ -38,6 +38,7 @@ from tidings.providers.registry import PROVIDERS
 from tidings.runtime.metrics import Metrics
 from tidings.runtime.nodes import beat_forever
 from tidings.runtime.oslimits import raise_open_files
+from tidings.runtime.tally import Tally
 from tidings.runtime.tasks import stop
 from tidings.services.feedback import Feedback, feedback_secret
 from tidings.services.keys import Keyring
@@ -64,7 +65,8 @@ async def _running(app: web.Application, settings: Settings) -> AsyncIterator[No
     async with open_backend(settings.database, settings.secret_key, settings.streams) as backend:
         metrics = Metrics()
         sealer = Sealer(backend.secret, os.urandom)
-        verifications = Verifications(settings, backend.store, backend.queue, sealer)
+        tally = Tally(backend.stats)
+        verifications = Verifications(settings, backend.store, backend.queue, sealer, tally)
         keyring = Keyring(backend.store, settings.api_key)
         root_key = await keyring.ensure_root()
         if root_key is not None:
@@ -100,6 +102,7 @@ async def _running(app: web.Application, settings: Settings) -> AsyncIterator[No
             feedback=Feedback(
                 backend.push, settings.push.feedback_url, feedback_secret(settings.push.feedback_secret, backend.secret)
             ),
+            stats=backend.stats,
         )
         app[STATE] = state
         http = HttpClient(settings.dispatch.request_timeout)
@@ -121,12 +124,21 @@ async def _running(app: web.Application, settings: Settings) -> AsyncIterator[No
             "stream": StreamJobs(backend.push),
             "feedback": state.feedback,
         }
-        dispatcher = Dispatcher(backend.queue, lanes, kinds, settings.dispatch, metrics)
+        dispatcher = Dispatcher(
+            backend.queue, lanes, kinds, settings.dispatch, metrics, tally=tally, channels=_delivery_channels(settings)
+        )
         sends = settings.role != "api"
         background = [
             asyncio.create_task(_purge_forever(backend, settings), name="purge"),
+            asyncio.create_task(tally.flush_forever(settings.stats.flush_every), name="stats"),
             asyncio.create_task(
-                beat_forever(backend.nodes, settings.role, lambda: state.hub.connections, lambda: dispatcher.in_flight),
+                beat_forever(
+                    backend.nodes,
+                    settings.role,
+                    lambda: state.hub.connections,
+                    lambda: dispatcher.in_flight,
+                    lambda: _open_circuits(lanes),
+                ),
                 name="heartbeat",
             ),
         ]
@@ -183,6 +195,17 @@ def _mobile_lanes(settings: Settings, http: HttpClient) -> dict[str, Lane]:
     return lanes
 
 
+def _open_circuits(lanes: dict[str, Lane]) -> dict[str, str]:
+    return {name: lane.breaker.state for name, lane in lanes.items() if lane.breaker and lane.breaker.state != "closed"}
+
+
+def _delivery_channels(settings: Settings) -> dict[str, str]:
+    """The channel a pushed message's delivery counts under, by the lane it went through (``GET /v1/stats``)."""
+    channels = dict.fromkeys(settings.verify.email_providers, "email")
+    channels.update(dict.fromkeys(settings.verify.sms_providers, "sms"))
+    return channels
+
+
 def _breaker(settings: Settings) -> Breaker:
     """A provider's circuit: it opens on ``breaker_threshold`` failed requests of its last ``BREAKER_WINDOW``."""
     dispatch = settings.dispatch
@@ -230,6 +253,7 @@ async def _purge_forever(backend: Backend, settings: Settings) -> None:
             now = time.time()
             removed = await backend.store.purge(now)
             removed += await backend.push.purge(now, push.RETENTION, settings.streams.cache_age)
+            removed += await backend.stats.purge(now)
             if removed:
                 log.info("purged %d expired rows", removed)
         await asyncio.sleep(PURGE_EVERY)

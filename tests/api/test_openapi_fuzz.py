@@ -33,12 +33,14 @@ CONFIG = {
     "limits": {"per_number_hour": 0, "per_number_day": 0},
     "verify": {"resend_cooldown": 0, "max_sends": 100},
 }
-PARTLY_DESCRIBED = re.compile(r"to|phone|email|channels\[\d+\]\.(url|endpoint|secret)|send_at|template")
+PARTLY_DESCRIBED = re.compile(r"to|phone|email|channels\[\d+\]\.(url|endpoint|secret)|send_at|template|since|step")
 """Fields the document can describe only in part, so that a request valid by it may be refused with 400 naming one:
 a phone number must be a possible one for its country (by phonenumbers' lengths per country), an email address one
 that email-validator takes, a URL's host a name DNS could hold, a webhook secret base64 that decodes, `send_at` at
-most a year from now, and `template` the name of a configured template. Likewise a message may name the `apns`
-and `fcm` channels only once they are configured (422 `channel_not_configured`)."""
+most a year from now, and `template` the name of a configured template; the stats' `since` before `until` and at
+most 31 days before it, and a `step` that makes at most 1,440 buckets (of whole hours beyond the last day).
+Likewise a message may name the `apns` and `fcm` channels only once they are configured (422
+`channel_not_configured`)."""
 
 
 def fuzz(document: dict[str, Any], base_url: str) -> Statistic:
@@ -57,6 +59,7 @@ def fuzz(document: dict[str, Any], base_url: str) -> Statistic:
             "operations": [
                 # A stream never ends: its answer is read for this long, then held to the document.
                 {"include-name": "GET /v1/subscribers/{id}/stream", "request-timeout": 0.5},
+                {"include-name": "GET /v1/events", "request-timeout": 0.5},
                 # Past its handshake a WebSocket is no longer HTTP, which is all an OpenAPI document and this
                 # fuzzer's client speak; tests/push covers it.
                 {"include-name": "GET /v1/subscribers/{id}/ws", "enabled": False},
@@ -113,6 +116,7 @@ def report(statistic: Statistic) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.timeout(600)  # every operation, 50 examples each: a minute on a quiet machine, more on a busy one
 async def test_the_server_does_what_its_document_says(serve: Any, redis_url: str) -> None:
     # An API node on Redis sends nothing: the webhooks and push endpoints the fuzzer makes up (random host names)
     # are queued for the workers, none of which runs, rather than looked up and called.

@@ -111,6 +111,6 @@ async def test_an_unknown_path_or_method_is_answered_in_words(serve):
     api = await serve()
     missing = await api.get("/v1/verificatons/ver_1")
     assert missing.status == 404 and missing.error == "not_found" and "/openapi.json" in missing.message
-    wrong = await api.call("DELETE", "/v1/verifications")
-    assert wrong.status == 405 and wrong.message == "DELETE is not allowed on /v1/verifications; use POST"
+    wrong = await api.call("DELETE", "/v1/verifications/check")
+    assert wrong.status == 405 and wrong.message == "DELETE is not allowed on /v1/verifications/check; use POST"
     assert wrong.headers["Allow"] == "POST"

@@ -8,13 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
 
 from tests.helpers import enqueue, job, verification
-from tidings.backends import Backend, open_backend
 from tidings.core.otp import CheckResult, Refused
 from tidings.core.outcomes import Ack, Attempt, Drop, Reschedule
 from tidings.core.push import (
@@ -32,14 +30,6 @@ from tidings.core.push import (
 from tidings.core.ratelimit import Limit
 from tidings.core.types import PRIORITY_LOW, Channel, Job, Status
 from tidings.ports import IDEMPOTENCY_PENDING, ApiKey, Lookup, Node, Started, StartRequest
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def backend(request, tmp_path) -> AsyncIterator[Backend]:
-    url = f"sqlite:///{tmp_path}/contract.db" if request.param == "sqlite" else request.getfixturevalue("redis_url")
-    async with open_backend(url, "contract-secret") as opened:
-        yield opened
-
 
 # The queue.
 

@@ -13,6 +13,7 @@ from tidings.core.settings import Settings
 from tidings.core.types import OutboundMessage
 from tidings.errors import InvalidInput, NotFound, RateLimited, Unprocessable
 from tidings.ports import Lookup
+from tidings.runtime.tally import Tally
 from tidings.services.verifications import StartInput, Verifications
 
 TO = "+8613800138000"
@@ -23,7 +24,7 @@ def verifications(backend, sealer) -> Verifications:
     settings = Settings.model_validate(
         {"verify": {"sms_providers": ["yunpian", "twilio"], "allowed_countries": ["CN"], "resend_cooldown": 0}}
     )
-    return Verifications(settings, backend.store, backend.queue, sealer)
+    return Verifications(settings, backend.store, backend.queue, sealer, Tally(None))
 
 
 async def test_a_start_queues_its_send_for_the_first_provider_until_the_code_is_of_no_use(verifications, backend):

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tidings.api import keys, messages, ops, streams, subscribers, verifications
+from tidings.api import events, keys, messages, ops, stats, streams, subscribers, verifications
 from tidings.api.middlewares import add_request_id, handle_errors
 from tidings.api.openapi import document
 from tidings.api.state import STATE
 from tidings.core.settings import Settings
 
-ROUTERS = (verifications.router, subscribers.router, messages.router, streams.router, keys.router, ops.router)
+ROUTERS = (
+    verifications.router,
+    subscribers.router,
+    messages.router,
+    streams.router,
+    keys.router,
+    stats.router,
+    events.router,
+    ops.router,
+)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -21,6 +30,7 @@ def create_app(settings: Settings) -> web.Application:
     for router in routers:
         router.install(app)
     ops.add_static(app)
+    events.install(app)
     app[ops.OPENAPI] = document([endpoint for router in routers for endpoint in router.endpoints])
     app.on_response_prepare.append(add_request_id)
     app.on_shutdown.append(_close_streams)

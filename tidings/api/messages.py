@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from tidings.api import paging
+from tidings.api.paging import MessagePage
 from tidings.api.push_models import DeliveryOut, DeliveryPage, MessageAccepted, MessageIn, MessageOut, Retried
 from tidings.api.routing import Param, Router, json
 from tidings.api.state import STATE
@@ -14,16 +16,21 @@ from tidings.services.messages import MessageInput
 
 router = Router()
 TAG = "messages"
-PAGE = 100
-MAX_PAGE = 1000
-MAX_CURSOR_DIGITS = 18
-"""A row number that fits 64 bits."""
 PAGING = {
     "status": Param("Only deliveries in this status.", {"type": "string", "enum": list(DeliveryStatus)}),
     "cursor": Param(
-        "The `next_cursor` of the previous page.", {"type": "string", "pattern": f"^[0-9]{{1,{MAX_CURSOR_DIGITS}}}$"}
+        "The `next_cursor` of the previous page.", {"type": "string", "pattern": f"^[0-9]{{1,{paging.MAX_DIGITS}}}$"}
     ),
-    "limit": Param("Deliveries per page.", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": PAGE}),
+    "limit": paging.limit_param("Deliveries"),
+}
+LIST = {
+    "status": Param(
+        "Only messages in this status, as `GET /v1/messages/{id}` shows it: `queued` (no delivery settled yet),"
+        " `sending` (some settled, some queued) or `done` (none queued).",
+        {"type": "string", "enum": list(MessageStatus)},
+    ),
+    "cursor": paging.CURSOR,
+    "limit": paging.limit_param("Messages"),
 }
 ID = {"id": Param("The message's id, as its sending gave it.", {"type": "string", "pattern": ids.pattern("msg")})}
 
@@ -62,6 +69,28 @@ async def send(request: web.Request, body: MessageIn) -> web.Response:
     accepted = MessageAccepted(id=message.id, status=MessageStatus.QUEUED, recipients=message.recipients,
                                unknown=unknown[:100])  # fmt: skip
     return json(accepted, 202)
+
+
+@router.route(
+    "GET",
+    "/v1/messages",
+    summary="Messages, newest first, with their counts; by `status`, paged (`cursor`, `limit` 1-1000, 100 by default)",
+    scope="read",
+    tag=TAG,
+    answers={200: MessagePage},
+    query=LIST,
+)
+async def list_messages(request: web.Request) -> web.Response:
+    query = request.query
+    status = paging.choice(query, "status", MessageStatus)
+    limit = paging.page_size(query)
+    found = await request.app[STATE].messages.page(status, paging.position(query), limit)
+    return json(
+        MessagePage(
+            messages=[MessageOut.of(message, counts) for message, counts in found],
+            next_cursor=paging.next_cursor([message for message, _ in found], limit),
+        )
+    )
 
 
 @router.route(
@@ -126,22 +155,11 @@ async def retry(request: web.Request) -> web.Response:
 
 async def _page(request: web.Request, message_id: str | None) -> web.Response:
     query = request.query
-    status = query.get("status")
-    if status is not None and status not in DeliveryStatus.__members__.values():
-        raise InvalidInput(f"status: one of {', '.join(DeliveryStatus)}", field="status")
-    cursor = _whole_number(query.get("cursor", "0"))
+    status = paging.choice(query, "status", DeliveryStatus)
+    cursor = paging.whole_number(query.get("cursor", "0"))
     if cursor is None:
         raise InvalidInput("cursor: pass back the `next_cursor` of the previous page", field="cursor")
-    limit = _whole_number(query.get("limit", str(PAGE)))
-    if limit is None or not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit: a number from 1 to {MAX_PAGE}", field="limit")
+    limit = paging.page_size(query)
     rows = await request.app[STATE].messages.store.list_deliveries(message_id, status, cursor, limit)
     next_cursor = str(rows[-1][0]) if len(rows) == limit else None
     return json(DeliveryPage(deliveries=[DeliveryOut.of(d) for _, d in rows], next_cursor=next_cursor))
-
-
-def _whole_number(text: str) -> int | None:
-    """ASCII digits that fit a 64-bit row number (``str.isdigit`` also takes "²", which ``int`` refuses)."""
-    if not (text.isascii() and text.isdigit() and len(text) <= MAX_CURSOR_DIGITS):
-        return None
-    return int(text)

@@ -111,6 +111,9 @@ class VerificationOut(BaseModel):
     updated_at: str
     attempts_left: int = Field(description="Checks left before the verification locks.")
     test: bool = Field(False, description="A configured test number: nothing is sent.")
+    delivered: int = Field(
+        0, description="Sends a provider accepted; fewer than `send_count`: see `GET /v1/verifications/{id}/failures`."
+    )
 
     @classmethod
     def of(cls, v: Verification) -> VerificationOut:
@@ -125,7 +128,23 @@ class VerificationOut(BaseModel):
             updated_at=rfc3339(v.updated_at),
             attempts_left=max(0, v.max_checks - v.check_count),
             test=v.is_test,
+            delivered=v.delivered_count,
         )
+
+
+class FailedSend(BaseModel):
+    job: str = Field(description="The send: `snd_...`, the same through its retries.")
+    provider: str
+    outcome: Literal["transient", "permanent"] = Field(
+        description="`transient`: tried again later (or on the next provider); `permanent`: that provider refused."
+    )
+    error: str | None = Field(description="The provider's own error code, or tidings' (`timeout`, `http_503`...).")
+    at: str
+
+
+class Failures(BaseModel):
+    id: str
+    failures: list[FailedSend] = Field(description="The last 50 failed tries, oldest first.")
 
 
 class CheckOut(BaseModel):
@@ -190,13 +209,16 @@ class NodeOut(BaseModel):
     seen_at: str = Field(description="Its last heartbeat; a node silent for 15 s is left out.")
     streams: int = Field(description="Live connections it holds.")
     in_flight: int = Field(description="Sends it has under way.")
+    circuits: dict[str, Literal["open", "half_open"]] = Field(
+        description="Its providers whose circuit breaker is not closed: their sends wait, or go to the next one."
+    )
 
     @classmethod
     def of(cls, node: Node) -> NodeOut:
         return cls(
             id=node.id, role=node.role, host=node.host, pid=node.pid, version=node.version,
             started_at=rfc3339(node.started_at), seen_at=rfc3339(node.seen_at), streams=node.streams,
-            in_flight=node.in_flight,
+            in_flight=node.in_flight, circuits=node.circuits,
         )  # fmt: skip
 
 

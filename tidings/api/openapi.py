@@ -98,6 +98,8 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     if endpoint.scope is not None:
         operation["security"] = [{"bearer": []}]
         operation["description"] = f"Needs an API key with the `{endpoint.scope}` scope (or `admin`)."
+    if endpoint.description is not None:
+        operation["description"] = " ".join(filter(None, [endpoint.description, operation.get("description")]))
     body = _body(endpoint)
     if body is not None:
         operation["requestBody"] = {"required": not _may_be_left_out(body), **_json(body)}

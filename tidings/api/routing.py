@@ -62,6 +62,8 @@ class Endpoint:
     query: dict[str, Param] = field(default_factory=dict)
     headers: dict[str, Param] = field(default_factory=dict)
     """Request headers the endpoint reads, beside ``Authorization`` and ``Idempotency-Key``."""
+    description: str | None = None
+    """What the summary leaves out, for the document."""
 
 
 class Router:
@@ -84,6 +86,7 @@ class Router:
         params: dict[str, Param] | None = None,
         query: dict[str, Param] | None = None,
         headers: dict[str, Param] | None = None,
+        description: str | None = None,
     ) -> Callable[[Handler], Handler]:
         params = params or {}
         if set(_PLACEHOLDER.findall(path)) != params.keys():  # the document would not say what the path takes
@@ -104,6 +107,7 @@ class Router:
                     params=params,
                     query=query or {},
                     headers=headers or {},
+                    description=description,
                 )
             )
             return handler

@@ -11,7 +11,7 @@ from tidings.channels.stream import Hub
 from tidings.core.sealing import Sealer
 from tidings.core.settings import Settings
 from tidings.core.tokens import Tokens
-from tidings.ports import ApiKey, Nodes, PushStore, Queue, Store
+from tidings.ports import ApiKey, Nodes, PushStore, Queue, Stats, Store
 from tidings.runtime.metrics import Metrics
 from tidings.services.feedback import Feedback
 from tidings.services.keys import Keyring
@@ -42,6 +42,7 @@ class State:
     """The backend's name: ``sqlite`` or ``redis``."""
     sealer: Sealer
     feedback: Feedback
+    stats: Stats
 
 
 STATE = web.AppKey("tidings", State)

@@ -6,6 +6,8 @@ import time
 
 from aiohttp import web
 
+from tidings.api import paging
+from tidings.api.paging import ListedSubscriberOut, SubscriberPage
 from tidings.api.push_models import (
     ApnsChannelIn,
     FcmChannelIn,
@@ -22,11 +24,43 @@ from tidings.api.routing import Param, Router, json
 from tidings.api.state import STATE
 from tidings.core.push import NAME, ApnsToken, ChannelType, FcmToken, WebPushSubscription
 from tidings.core.types import rfc3339
+from tidings.errors import InvalidInput
 from tidings.services.subscribers import SubscriberInput, WebhookInput, checked_id
 
 router = Router()
 TAG = "subscribers"
 SUBSCRIBER_ID = Param("The subscriber's id, the caller's own.", {"type": "string", "pattern": NAME.pattern})
+LIST = {
+    "topic": Param("Only the subscribers of this topic.", {"type": "string", "pattern": NAME.pattern}),
+    "cursor": paging.CURSOR,
+    "limit": paging.limit_param("Subscribers"),
+}
+
+
+@router.route(
+    "GET",
+    "/v1/subscribers",
+    summary="Subscribers, newest first, without webhook secrets; by `topic`, paged (`cursor`, `limit` 1-1000, 100 by"
+    " default)",
+    scope="read",
+    tag=TAG,
+    answers={200: SubscriberPage},
+    query=LIST,
+    description="Each subscriber is shown as `GET /v1/subscribers/{subscriber_id}` shows it, but its webhooks"
+    " come without their `secret`: that one is for the `admin` scope, a list for `read`.",
+)
+async def list_subscribers(request: web.Request) -> web.Response:
+    query = request.query
+    topic = query.get("topic")
+    if topic is not None and not NAME.fullmatch(topic):
+        raise InvalidInput("topic: 1-128 characters of A-Z a-z 0-9 . _ : -", field="topic")
+    limit = paging.page_size(query)
+    found = await request.app[STATE].subscribers.page(topic, paging.position(query), limit)
+    return json(
+        SubscriberPage(
+            subscribers=[ListedSubscriberOut.of(s) for s in found], next_cursor=paging.next_cursor(found, limit)
+        )
+    )
 
 
 @router.route(

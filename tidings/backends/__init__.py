@@ -16,13 +16,15 @@ from tidings.backends.local import LocalNodes, LocalRelay
 from tidings.backends.redis import open_redis
 from tidings.backends.redis.client import redacted
 from tidings.backends.redis.nodes import RedisNodes, RedisRelay
+from tidings.backends.redis.stats import RedisStats
 from tidings.backends.sqlite.db import Database
 from tidings.backends.sqlite.push import SqlitePush
 from tidings.backends.sqlite.queue import SqliteQueue
+from tidings.backends.sqlite.stats import SqliteStats
 from tidings.backends.sqlite.store import SqliteStore, schema
 from tidings.core.settings import StreamsSettings
 from tidings.errors import BackendError
-from tidings.ports import Nodes, PushStore, Queue, Relay, Store
+from tidings.ports import Nodes, PushStore, Queue, Relay, Stats, Store
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -33,6 +35,7 @@ class Backend:
     store: Store
     queue: Queue
     push: PushStore
+    stats: Stats
     secret: str
     """The server secret that seals codes at rest."""
     relay: Relay = field(default_factory=LocalRelay)
@@ -60,8 +63,8 @@ async def open_backend(
         streams = streams or StreamsSettings()
         async with open_redis(url, secret, streams.cache_age, streams.cache_size) as parts:
             yield Backend(
-                "redis", parts.store, parts.queue, parts.push, parts.secret, RedisRelay(parts.client),
-                RedisNodes(parts.client),
+                "redis", parts.store, parts.queue, parts.push, RedisStats(parts.client), parts.secret,
+                RedisRelay(parts.client), RedisNodes(parts.client),
             )  # fmt: skip
         return
     path = sqlite_path(url)
@@ -74,7 +77,8 @@ async def open_backend(
         try:
             await queue.open(time.time())
             await store.open(time.time())
-            yield Backend("sqlite", store, queue, SqlitePush(db, queue), secret or _secret_beside(path))
+            push = SqlitePush(db, queue)
+            yield Backend("sqlite", store, queue, push, SqliteStats(db), secret or _secret_beside(path))
         finally:
             await store.close()
 

@@ -199,6 +199,14 @@ class PushSettings(Section):
         return value
 
 
+class StatsSettings(Section):
+    """The counts behind ``GET /v1/stats``."""
+
+    flush_every: float = Field(5, gt=0, le=60)
+    """Seconds between writes of a process's counts to the store: what a crash can lose of them, and how late the
+    last minute shows."""
+
+
 class WebhooksSettings(Section):
     allow_private_networks: bool = False
     """Deliver to loopback, private, link-local and multicast addresses (refused by default: SSRF)."""
@@ -317,6 +325,7 @@ class Settings(Section):
     limits: LimitsSettings = LimitsSettings()
     dispatch: DispatchSettings = DispatchSettings()
     push: PushSettings = PushSettings()
+    stats: StatsSettings = StatsSettings()
     webhooks: WebhooksSettings = WebhooksSettings()
     webpush: WebPushSettings = WebPushSettings()
     streams: StreamsSettings = StreamsSettings()

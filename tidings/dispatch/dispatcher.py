@@ -14,18 +14,20 @@ import logging
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
 from tidings.core import retry
 from tidings.core.outcomes import Ack, Attempt, Drop, Reschedule, Settlement
+from tidings.core.push import StreamCall
 from tidings.core.settings import DispatchSettings
 from tidings.core.types import Deferred, Delivered, Job, Permanent, SendOutcome, Transient
 from tidings.dispatch.lane import Lane
 from tidings.dispatch.settler import Settler
 from tidings.ports import BatchSender, Queue
 from tidings.runtime.metrics import Metrics
+from tidings.runtime.tally import Tally
 
 log = logging.getLogger("tidings.dispatch")
 
@@ -49,8 +51,15 @@ class Dispatcher:
         settings: DispatchSettings,
         metrics: Metrics,
         rng: random.Random | None = None,
+        *,
+        tally: Tally | None = None,
+        channels: Mapping[str, str] | None = None,
     ) -> None:
+        """``tally`` counts what happens for ``GET /v1/stats``; ``channels`` names the channel a delivery sent
+        through each lane is counted under (``sms`` for an SMS provider's lane; a push lane is its channel)."""
         self.queue = queue
+        self.tally = tally or Tally(None)
+        self.channels = channels or {}
         self.lanes = lanes
         self.kinds = kinds
         self.settings = settings
@@ -179,6 +188,7 @@ class Dispatcher:
                 if isinstance(message, Drop):
                     self._free(lane, 1)
                     self._jobs(lane.name, message.reason).inc()
+                    self._tally(lane, job, None, message)
                     self.settler.add(job, message, None)
                 else:
                     ready.append((job, message))
@@ -205,12 +215,13 @@ class Dispatcher:
                 return [Transient("provider_error", type(exc).__name__)]
 
         started = time.monotonic()
+        was_open = lane.circuit_open
         try:
             [outcome] = await lane.through_circuit(send, 1)
         finally:
             self._free(lane, 1)
-        self._count(lane, [outcome], time.monotonic() - started)
-        self._record(lane, job, outcome)
+        self._count(lane, [outcome], time.monotonic() - started, was_open)
+        self._record(lane, job, outcome, len(message.subscriber_ids) if isinstance(message, StreamCall) else 1)
 
     async def _send_batch(self, lane: Lane, batch: list[tuple[Job, object]]) -> None:
         """Jobs leased together, handed to the provider in one call: no task or future for each of them."""
@@ -228,29 +239,52 @@ class Dispatcher:
             return outcomes
 
         started = time.monotonic()
+        was_open = lane.circuit_open
         try:
             outcomes = await lane.through_circuit(send, len(batch))
         finally:
             self._free(lane, len(batch))
-        self._count(lane, outcomes, time.monotonic() - started)
+        self._count(lane, outcomes, time.monotonic() - started, was_open)
         for (job, _), outcome in zip(batch, outcomes, strict=True):
             self._record(lane, job, outcome)
 
-    def _count(self, lane: Lane, outcomes: list[SendOutcome], elapsed: float) -> None:
-        """One provider request: one latency, and a count of each kind of outcome of the sends it carried."""
+    def _count(self, lane: Lane, outcomes: list[SendOutcome], elapsed: float, was_open: bool) -> None:
+        """One provider request: one latency, and a count of each kind of outcome of the sends it carried; for the
+        stats, the sends that got an answer (or a failure) and the opening of the provider's circuit."""
         self._latency(lane.name).observe(elapsed)
         for name, count in Counter(map(_outcome_name, outcomes)).items():
             self._jobs(lane.name, name).inc(count)
+            if name != "deferred" and lane.name != "stream":
+                self.tally.count(f"sends.{lane.name}.{'ok' if name == 'delivered' else 'error'}", count)
+        if lane.circuit_open and not was_open:
+            self.tally.count(f"circuits.{lane.name}.opened")
 
-    def _record(self, lane: Lane, job: Job, outcome: SendOutcome) -> None:
-        """Hand what a send's outcome decides to the settler."""
+    def _record(self, lane: Lane, job: Job, outcome: SendOutcome, recipients: int = 1) -> None:
+        """Hand what a send's outcome decides to the settler. ``recipients``: the deliveries the job stands for (a
+        stream job, one per subscriber)."""
         now = time.time()
         attempt = None
         if not isinstance(outcome, Deferred):  # nothing was sent, so there was no attempt to record
             attempt = Attempt(job, lane.name, _outcome_name(outcome), getattr(outcome, "error", None), now)
-        self.settler.add(job, self._settlement(job, outcome, now), attempt)
+        settlement = self._settlement(job, outcome, now)
+        self._tally(lane, job, settlement, None, recipients)
+        self.settler.add(job, settlement, attempt)
         if isinstance(outcome, Transient | Permanent):
             log.info("send %s via %s: %s %s", job.id, lane.name, _outcome_name(outcome), outcome.error)
+
+    def _tally(
+        self, lane: Lane, job: Job, settlement: Settlement | None, dropped: Drop | None, recipients: int = 1
+    ) -> None:
+        """Count a code that failed for good, and a delivery that ended, under its channel."""
+        end = dropped or settlement
+        if isinstance(end, Reschedule) or (isinstance(end, Drop) and not end.failed):
+            return
+        if job.kind == "verification":
+            if isinstance(end, Drop):
+                self.tally.count("verifications.failed")
+        elif job.kind in ("delivery", "stream"):
+            channel = self.channels.get(lane.name, lane.name)
+            self.tally.count(f"deliveries.{channel}.{'delivered' if isinstance(end, Ack) else 'failed'}", recipients)
 
     def _settlement(self, job: Job, outcome: SendOutcome, now: float) -> Settlement:
         next_lane = self._next_lane(job)

@@ -30,6 +30,10 @@ class Lane:
     def free(self) -> int:
         return self.capacity - self.active
 
+    @property
+    def circuit_open(self) -> bool:
+        return self.breaker is not None and self.breaker.state == "open"
+
     async def pace(self) -> None:
         """Wait for this send's turn under the provider's rate (sends per second, bursts up to one second's)."""
         if self._pace is None:

@@ -28,11 +28,19 @@ def node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-async def beat_forever(nodes: Nodes, role: str, streams: Callable[[], int], in_flight: Callable[[], int]) -> None:
+async def beat_forever(
+    nodes: Nodes,
+    role: str,
+    streams: Callable[[], int],
+    in_flight: Callable[[], int],
+    circuits: Callable[[], dict[str, str]] = dict,
+) -> None:
     started_at = time.time()
     host = socket.gethostname()
     while True:
-        node = Node(node_id(), role, host, os.getpid(), __version__, started_at, time.time(), streams(), in_flight())
+        node = Node(
+            node_id(), role, host, os.getpid(), __version__, started_at, time.time(), streams(), in_flight(), circuits()
+        )
         try:
             await nodes.beat(node, FORGET_AFTER)
         except StoreError as exc:

@@ -22,6 +22,7 @@ from tidings.core.push import (
     Counts,
     Delivery,
     Message,
+    MessageStatus,
     MobileCall,
     PushCall,
     StreamCall,
@@ -31,7 +32,7 @@ from tidings.core.push import (
 from tidings.core.settings import Settings
 from tidings.core.types import DeliveryPayload, Job, OutboundMessage
 from tidings.errors import Conflict, InvalidInput, NotFound, Unprocessable
-from tidings.ports import PushStore
+from tidings.ports import Position, PushStore
 from tidings.services.subscribers import Subscribers
 
 MAX_PUSH_PAYLOAD = 3993
@@ -148,6 +149,12 @@ class Messages:
         if found is None:
             raise NotFound(f"no message {id[:64]!r}", code="message_not_found")
         return found
+
+    async def page(
+        self, status: MessageStatus | None, after: Position | None, limit: int
+    ) -> list[tuple[Message, Counts]]:
+        """Newest first, each with its counts, in ``status`` (as ``Counts.status`` derives it) if given."""
+        return await self.store.list_messages(status, after, limit)
 
     async def retry(self, id: str) -> int:
         """Queue again what failed, with new tries and a new give-up time, before the message expires."""

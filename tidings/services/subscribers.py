@@ -17,7 +17,7 @@ from tidings.core.push import NAME, ApnsToken, ChannelType, FcmToken, Subscriber
 from tidings.core.sealing import Sealer
 from tidings.errors import InvalidInput, NotFound, Unprocessable
 from tidings.outbound.guard import PrivateAddress, check_url
-from tidings.ports import PushStore
+from tidings.ports import Position, PushStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,12 @@ class Subscribers:
         if found is None:
             raise NotFound(f"no subscriber {id!r}", code="subscriber_not_found")
         return self._unseal(found)
+
+    async def page(self, topic: str | None, after: Position | None, limit: int) -> list[Subscriber]:
+        """Newest first, of ``topic`` if given, without their secrets: a list is for the ``read`` scope, and
+        the webhook and Web Push secrets are not unsealed for it (they are left empty)."""
+        found = await self.store.list_subscribers(topic, after, limit)
+        return [self._convert(subscriber, lambda sealed: "") for subscriber in found]
 
     async def delete(self, id: str) -> None:
         if not await self.store.delete_subscriber(checked_id(id)):

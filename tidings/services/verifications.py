@@ -27,7 +27,8 @@ from tidings.core.types import (
     Verification,
 )
 from tidings.errors import Conflict, InvalidInput, NotFound, QueueFull, RateLimited, Unprocessable
-from tidings.ports import Lookup, Queue, Started, StartRequest, Store
+from tidings.ports import Lookup, Position, Queue, Started, StartRequest, Store
+from tidings.runtime.tally import Tally
 
 log = logging.getLogger("tidings.verify")
 
@@ -50,8 +51,10 @@ class Address:
 
 
 class Verifications:
-    def __init__(self, settings: Settings, store: Store, queue: Queue, sealer: Sealer) -> None:
+    def __init__(self, settings: Settings, store: Store, queue: Queue, sealer: Sealer, tally: Tally) -> None:
+        """``tally`` counts the codes started and approved for ``GET /v1/stats``."""
         self.settings = settings
+        self.tally = tally
         self.verify = settings.verify
         self.store = store
         self.queue = queue
@@ -159,6 +162,8 @@ class Verifications:
             if result.error == "budget_exhausted":
                 log.error("budget exhausted, sends refused: %s (country %s)", result.message, address.country)
             raise _refusal(result)
+        if not result.resent:
+            self.tally.count("verifications.started")
         return result
 
     async def check(self, lookup: Lookup, code: str, now: float | None = None) -> CheckResult:
@@ -174,6 +179,8 @@ class Verifications:
             raise NotFound("no verification for that id or address", code="verification_not_found")
         if isinstance(result, Refused):
             raise _refusal(result)
+        if result.valid:
+            self.tally.count("verifications.approved")
         return result
 
     async def get(self, id: str) -> Verification:
@@ -181,6 +188,16 @@ class Verifications:
         if verification is None:
             raise NotFound(f"no verification {id[:64]!r}", code="verification_not_found")
         return otp.settle(verification, time.time())
+
+    async def page(
+        self, to: str | None, status: Status | None, after: Position | None, limit: int
+    ) -> list[Verification]:
+        """Newest first, each as ``get`` shows it, and ``status`` as shown (a pending one past its expiry is
+        expired); ``to`` is read as a start reads it (E.164, or an address), on either channel."""
+        now = time.time()
+        address = None if to is None else self.address(to, Channel.EMAIL if "@" in to else Channel.SMS).to
+        found = await self.store.list_verifications(address, status, after, limit, now)
+        return [otp.settle(verification, now) for verification in found]
 
     async def cancel(self, id: str) -> Verification:
         result = await self.store.cancel_verification(id, time.time())

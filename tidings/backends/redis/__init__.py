@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis
 
+from tidings.backends.redis import lists
 from tidings.backends.redis.client import PREFIX, Scripts, connect, redacted, text
 from tidings.backends.redis.push import RedisPush
 from tidings.backends.redis.queue import RedisQueue
@@ -42,6 +43,7 @@ async def open_redis(url: str, secret: str | None, cache_age: float, cache_size:
         store = RedisStore(client, scripts, queue)
         push = RedisPush(client, scripts, queue, cache_age, cache_size)
         await queue.open()
+        await lists.index_existing(client)
         try:
             yield RedisParts(client, store, queue, push, secret or await _shared_secret(client))
         finally:

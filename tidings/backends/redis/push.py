@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import redis.asyncio as redis
 
+from tidings.backends.redis import lists
 from tidings.backends.redis.client import PREFIX, Scripts, guarded, hashes, text
 from tidings.backends.redis.queue import RedisQueue, queued_job
 from tidings.core.push import (
@@ -23,6 +24,7 @@ from tidings.core.push import (
     Delivery,
     DeliveryStatus,
     Message,
+    MessageStatus,
     Subscriber,
     message_from_record,
     message_record,
@@ -30,7 +32,7 @@ from tidings.core.push import (
     subscriber_record,
 )
 from tidings.core.types import Job
-from tidings.ports import DeliveryContext, Fanout
+from tidings.ports import DeliveryContext, Fanout, Position
 
 _DELIVERY_FIELDS = ("id", "message_id", "subscriber_id", "channel", "target", "status", "attempts", "last_error",
                     "created_at", "updated_at")  # fmt: skip
@@ -105,6 +107,17 @@ class RedisPush:
     async def delete_subscriber(self, id: str) -> bool:
         return bool(await self.scripts("delete_subscriber", id))
 
+    @guarded
+    async def list_subscribers(self, topic: str | None, after: Position | None, limit: int) -> list[Subscriber]:
+        """From the topic's list, whose subscribers are checked to be in it still."""
+
+        async def read(ids: list[str]) -> dict[str, Subscriber | None]:
+            found = await self._subscribers(ids)
+            return {id: s for id, s in found.items() if topic is None or topic in s.topics}
+
+        index = lists.SUBSCRIBERS if topic is None else lists.topic_index(topic)
+        return await lists.newest_first(self.client, self.scripts, index, "sub:", after, limit, read, topic or "")
+
     async def _recipients(self, message: Message, to: list[str] | None) -> tuple[list[Subscriber], list[str]]:
         if to is None:
             to = sorted(text(id) for id in await self.client.smembers(f"{PREFIX}topic:{message.topic}"))
@@ -145,6 +158,25 @@ class RedisPush:
         if not found:
             return None
         return _message(id, found), Counts(**{key.decode(): int(value) for key, value in counts.items()})
+
+    @guarded
+    async def list_messages(
+        self, status: MessageStatus | None, after: Position | None, limit: int
+    ) -> list[tuple[Message, Counts]]:
+        async def read(ids: list[str]) -> dict[str, tuple[Message, Counts] | None]:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for id in ids:
+                    pipe.hgetall(f"{PREFIX}msg:{id}")
+                    pipe.hgetall(f"{PREFIX}msg:{id}:counts")
+                found = await pipe.execute()
+            answer: dict[str, tuple[Message, Counts] | None] = {}
+            for id, record, counted in zip(ids, found[::2], found[1::2], strict=True):
+                if record:  # else it expired: no answer for it, and its entry goes
+                    counts = Counts(**{key.decode(): int(value) for key, value in counted.items()})
+                    answer[id] = (_message(id, record), counts) if status in (None, counts.status) else None
+            return answer
+
+        return await lists.newest_first(self.client, self.scripts, lists.MESSAGES, "msg:", after, limit, read)
 
     @guarded
     async def list_deliveries(

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from dataclasses import fields, replace
 from typing import Any
@@ -26,6 +27,7 @@ from tidings.core import outcomes
 from tidings.core.outcomes import Ack, Attempt, DeliveryChange, Drop, Effect, Reschedule, Settlement
 from tidings.core.types import PRIORITIES, Job
 from tidings.errors import StoreError
+from tidings.ports import LoggedAttempt
 from tidings.runtime.nodes import node_id
 from tidings.runtime.tasks import stop
 
@@ -33,6 +35,7 @@ log = logging.getLogger("tidings.redis")
 
 Settled = list[tuple[Job, Settlement, Attempt | None]]
 
+_ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 PROMOTE = 5000
 """Due jobs a lease moves from a lane's schedule into its streams at most."""
 
@@ -66,6 +69,15 @@ def _effect_operation(job: Job, effect: Effect) -> dict[str, Any]:
         if effect.report is not None:
             operation["report"] = queued_job(effect.report)
     return operation
+
+
+def _logged(entry: str, fields: dict[Any, Any]) -> LoggedAttempt:
+    """An entry of the ``attempts`` stream, as ``settle.lua`` writes it (no error is an empty one)."""
+    read = {text(name): text(value) for name, value in fields.items()}
+    return LoggedAttempt(
+        entry, read["job"], read["kind"], read["ref"], read["provider"], read["outcome"], read["error"] or None,
+        float(read["at"]),
+    )  # fmt: skip
 
 
 def _change(change: DeliveryChange) -> dict[str, Any]:
@@ -203,6 +215,27 @@ class RedisQueue:
     def _forget(self, jobs: list[Job]) -> None:
         for job in jobs:
             self._entries.pop(job.id, None)
+
+    @guarded
+    async def attempts_after(self, cursor: str | None, limit: int) -> tuple[list[LoggedAttempt], str]:
+        """From the ``attempts`` stream every node's settle script writes to; the cursor is a stream entry id."""
+        key = PREFIX + "attempts"
+        if cursor is None or not _ENTRY_ID.fullmatch(cursor):
+            last = await self.client.xrevrange(key, count=1)
+            return [], text(last[0][0]) if last else "0-0"
+        entries = await self.client.xrange(key, min=f"({cursor}", count=limit) or []
+        found = [_logged(text(entry), fields) for entry, fields in entries if fields]
+        return found, found[-1].cursor if found else cursor
+
+    @guarded
+    async def failures(self, ref: str) -> list[LoggedAttempt]:
+        """From the short list ``settle.lua`` keeps of each ref's failed tries."""
+        found = await self.client.lrange(f"{PREFIX}failures:{ref}", 0, -1)
+        tries = [json.loads(item) for item in found]
+        return [
+            LoggedAttempt(entry, job, kind, of, provider, outcome, error or None, float(at))
+            for entry, job, kind, of, provider, outcome, error, at in tries
+        ]
 
     @guarded
     async def depth(self) -> dict[str, int]:

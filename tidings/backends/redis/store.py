@@ -15,13 +15,14 @@ from typing import TypeVar
 
 import redis.asyncio as redis
 
+from tidings.backends.redis import lists
 from tidings.backends.redis.client import PREFIX, Scripts, guarded, hash_at, hashes, raw, text
 from tidings.backends.redis.queue import RedisQueue, queued_job
 from tidings.core import abuse, otp
 from tidings.core.otp import RETENTION, CheckResult, Refused
 from tidings.core.types import Channel, Status, Verification
 from tidings.errors import StoreError
-from tidings.ports import IDEMPOTENCY_CLAIM, IDEMPOTENCY_PENDING, ApiKey, Lookup, Started, StartRequest
+from tidings.ports import IDEMPOTENCY_CLAIM, IDEMPOTENCY_PENDING, ApiKey, Lookup, Position, Started, StartRequest
 
 TRIES = 200
 """Reads and writes one change may take when others keep changing the same verification."""
@@ -122,6 +123,7 @@ class RedisStore:
             text, sealed = encode(verification)
             plan = {
                 "id": verification.id,
+                "created_at": repr(verification.created_at),
                 "fields": text,
                 "expect": existing[0].id if existing else "",
                 "version": existing[1] if existing else "0",
@@ -183,6 +185,33 @@ class RedisStore:
         return {id: decode(hash)[0] for id, hash in zip(ids, found, strict=True) if hash}
 
     @guarded
+    async def list_verifications(
+        self, to: str | None, status: Status | None, after: Position | None, limit: int, now: float
+    ) -> list[Verification]:
+        async def read(ids: list[str]) -> dict[str, Verification | None]:
+            """The verifications; with a filter, each one's address and status are looked at first."""
+            if to is None and status is None:
+                return dict(await self.get_verifications(ids))
+            async with self.client.pipeline(transaction=False) as pipe:
+                for id in ids:
+                    pipe.hmget(f"{PREFIX}ver:{id}", "to", "status", "expires_at")
+                probes = await pipe.execute()
+            matching: list[str] = []
+            answer: dict[str, Verification | None] = {}
+            for id, (address, stored, expires_at) in zip(ids, probes, strict=True):
+                if stored is None:
+                    continue  # expired: no answer for it, and its entry goes
+                shown = otp.status_at(Status(stored.decode()), float(expires_at), now)
+                if to in (None, address.decode()) and status in (None, shown):
+                    matching.append(id)
+                else:
+                    answer[id] = None
+            answer.update(await self.get_verifications(matching))
+            return answer
+
+        return await lists.newest_first(self.client, self.scripts, lists.VERIFICATIONS, "ver:", after, limit, read)
+
+    @guarded
     async def add_key(self, key: ApiKey) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(f"{PREFIX}key:{key.id}", mapping={
@@ -242,9 +271,10 @@ class RedisStore:
     async def idempotent_release(self, scope: str, key: str) -> None:
         await self.scripts("release_claim", _idempotency_key(scope, key), str(IDEMPOTENCY_PENDING))
 
+    @guarded
     async def purge(self, now: float) -> int:
-        """Everything here expires by itself (Redis TTLs)."""
-        return 0
+        """Everything here expires by itself (Redis TTLs) but the list's entries of the verifications that did."""
+        return await lists.trim_verifications(self.client, self.scripts)
 
     @guarded
     async def ping(self) -> None:

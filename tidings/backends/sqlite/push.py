@@ -10,6 +10,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 
+from tidings.backends.sqlite import paging
 from tidings.backends.sqlite.db import Database
 from tidings.backends.sqlite.effects import finish_stream
 from tidings.backends.sqlite.queue import SqliteQueue, insert_jobs
@@ -20,6 +21,7 @@ from tidings.core.push import (
     Delivery,
     DeliveryStatus,
     Message,
+    MessageStatus,
     Subscriber,
     message_from_record,
     message_record,
@@ -27,13 +29,22 @@ from tidings.core.push import (
     subscriber_record,
 )
 from tidings.core.types import Job
-from tidings.ports import DeliveryContext, Fanout
+from tidings.ports import DeliveryContext, Fanout, Position
 
 _IN_CHUNK = 500
 """Ids per ``IN (...)`` list: below SQLite's limit on bound parameters."""
 _DELIVERY_COLUMNS = (
     "id, message_id, subscriber_id, channel, target, status, attempts, last_error, created_at, updated_at"
 )
+_HAS = "EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status IN ({}))"
+_QUEUED = _HAS.format(f"'{DeliveryStatus.QUEUED.value}'")
+_SETTLED = _HAS.format(", ".join(f"'{s.value}'" for s in DeliveryStatus if s is not DeliveryStatus.QUEUED))
+_MESSAGE_STATUS = {
+    MessageStatus.DONE: f"NOT {_QUEUED}",
+    MessageStatus.SENDING: f"{_QUEUED} AND {_SETTLED}",
+    MessageStatus.QUEUED: f"{_QUEUED} AND NOT {_SETTLED}",
+}
+"""Messages in each status as ``Counts.status`` derives it, found by index seeks into deliveries_by_message."""
 
 
 def _in(connection: sqlite3.Connection, sql: str, ids: list[str], *args: object) -> Iterator[tuple]:
@@ -143,6 +154,47 @@ def _get_message(connection: sqlite3.Connection, id: str) -> tuple[Message, Coun
         ).fetchall()
     )
     return message, Counts(**counts)
+
+
+def _list_subscribers(
+    connection: sqlite3.Connection, topic: str | None, after: Position | None, limit: int
+) -> list[Subscriber]:
+    if topic is None:
+        position, args = paging.after(after)
+        rows = connection.execute(
+            f"SELECT id, record, created_at, updated_at FROM subscribers WHERE {position} {paging.newest_first()}",
+            [*args, limit],
+        )
+    else:
+        position, args = paging.after(after, "s.")
+        rows = connection.execute(
+            f"""SELECT s.id, s.record, s.created_at, s.updated_at FROM subscriber_topics t
+                JOIN subscribers s ON s.id = t.subscriber_id WHERE t.topic = ? AND {position}
+                {paging.newest_first("s.")}""",
+            [topic, *args, limit],
+        )
+    return [_subscriber(row) for row in rows]
+
+
+def _list_messages(
+    connection: sqlite3.Connection, status: MessageStatus | None, after: Position | None, limit: int
+) -> list[tuple[Message, Counts]]:
+    position, args = paging.after(after)
+    rows = connection.execute(
+        f"""SELECT id, record, created_at, expires_at, recipients FROM messages m
+            WHERE {position} AND {1 if status is None else _MESSAGE_STATUS[status]} {paging.newest_first()}""",
+        [*args, limit],
+    )
+    messages = [_message(row) for row in rows]
+    counts: dict[str, dict[str, int]] = {message.id: {} for message in messages}
+    found = _in(
+        connection,
+        "SELECT message_id, status, count(*) FROM deliveries WHERE message_id IN ({ids}) GROUP BY message_id, status",
+        list(counts),
+    )
+    for message_id, delivery_status, count in found:
+        counts[message_id][delivery_status] = count
+    return [(message, Counts(**counts[message.id])) for message in messages]
 
 
 def _messages_by_id(connection: sqlite3.Connection, ids: list[str]) -> dict[str, Message]:
@@ -280,6 +332,9 @@ class SqlitePush:
     async def delete_subscriber(self, id: str) -> bool:
         return await self.db.run(_delete_subscriber, id)
 
+    async def list_subscribers(self, topic: str | None, after: Position | None, limit: int) -> list[Subscriber]:
+        return await self.db.run(_list_subscribers, topic, after, limit)
+
     async def create_message(self, message: Message, to: list[str] | None, plan: Fanout) -> tuple[Message, list[str]]:
         created, unknown, queued = await self.db.run(_create_message, message, to, plan)
         self.queue.notify(queued)
@@ -287,6 +342,11 @@ class SqlitePush:
 
     async def get_message(self, id: str) -> tuple[Message, Counts] | None:
         return await self.db.run(_get_message, id)
+
+    async def list_messages(
+        self, status: MessageStatus | None, after: Position | None, limit: int
+    ) -> list[tuple[Message, Counts]]:
+        return await self.db.run(_list_messages, status, after, limit)
 
     async def list_deliveries(
         self, message_id: str | None, status: str | None, after: int, limit: int

@@ -13,6 +13,7 @@ from tidings.backends.sqlite.db import Database
 from tidings.core import outcomes
 from tidings.core.outcomes import Ack, Attempt, Drop, Reschedule, Settlement
 from tidings.core.types import PRIORITIES, Job
+from tidings.ports import FAILURES_KEPT, LoggedAttempt
 
 _JOB_COLUMNS = "id, kind, ref, lane, priority, attempts, run_at, expires_at, payload"
 
@@ -131,6 +132,12 @@ class SqliteQueue:
     async def next_due(self) -> float | None:
         return await self.db.run(_next_due)
 
+    async def attempts_after(self, cursor: str | None, limit: int) -> tuple[list[LoggedAttempt], str]:
+        return await self.db.run(_attempts_after, cursor, limit)
+
+    async def failures(self, ref: str) -> list[LoggedAttempt]:
+        return await self.db.run(_failures, ref)
+
 
 def _recover(connection: sqlite3.Connection, now: float) -> int:
     connection.execute("UPDATE jobs SET run_at = ?, leased = 0 WHERE leased = 1", (now,))
@@ -143,6 +150,29 @@ def _release(connection: sqlite3.Connection, ids: list[str], now: float) -> None
 
 def _depth(connection: sqlite3.Connection) -> list[tuple[str, int]]:
     return connection.execute("SELECT lane, count(*) FROM jobs GROUP BY lane").fetchall()
+
+
+def _attempts_after(connection: sqlite3.Connection, cursor: str | None, limit: int) -> tuple[list[LoggedAttempt], str]:
+    """By row number, which grows with every attempt written (purging old ones does not reset it)."""
+    if cursor is None or not cursor.isdigit():
+        last = connection.execute("SELECT coalesce(max(rowid), 0) FROM attempts").fetchone()[0]
+        return [], str(last)
+    rows = connection.execute(
+        "SELECT rowid, job_id, kind, ref, provider, outcome, error, at FROM attempts WHERE rowid > ?"
+        " ORDER BY rowid LIMIT ?",
+        (int(cursor), limit),
+    ).fetchall()
+    found = [LoggedAttempt(str(row[0]), *row[1:]) for row in rows]
+    return found, found[-1].cursor if found else cursor
+
+
+def _failures(connection: sqlite3.Connection, ref: str) -> list[LoggedAttempt]:
+    rows = connection.execute(
+        "SELECT rowid, job_id, kind, ref, provider, outcome, error, at FROM attempts"
+        " WHERE ref = ? AND outcome != 'delivered' ORDER BY at DESC LIMIT ?",
+        (ref, FAILURES_KEPT),
+    ).fetchall()
+    return [LoggedAttempt(str(row[0]), *row[1:]) for row in reversed(rows)]
 
 
 def _next_due(connection: sqlite3.Connection) -> float | None:

@@ -21,6 +21,9 @@ CREATE TABLE IF NOT EXISTS verifications (
 );
 CREATE INDEX IF NOT EXISTS verifications_by_address ON verifications (to_addr, channel, created_at);
 CREATE INDEX IF NOT EXISTS verifications_by_age ON verifications (updated_at);
+-- The list (GET /v1/verifications), newest first: one range per status, merged for a list of all; by address,
+-- verifications_by_address finds the few. One index, as every write of a verification updates each.
+CREATE INDEX IF NOT EXISTS verifications_by_status ON verifications (status, created_at, id);
 
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -79,6 +82,7 @@ CREATE TABLE IF NOT EXISTS subscribers (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS subscribers_by_creation ON subscribers (created_at, id);
 
 CREATE TABLE IF NOT EXISTS subscriber_topics (
     topic TEXT NOT NULL,
@@ -95,6 +99,7 @@ CREATE TABLE IF NOT EXISTS messages (
     recipients INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (expires_at);
+CREATE INDEX IF NOT EXISTS messages_by_creation ON messages (created_at, id);
 
 CREATE TABLE IF NOT EXISTS deliveries (
     seq INTEGER PRIMARY KEY,       -- the paging cursor
@@ -121,3 +126,12 @@ CREATE TABLE IF NOT EXISTS stream_events (
 );
 CREATE INDEX IF NOT EXISTS stream_events_by_subscriber ON stream_events (subscriber_id, seq);
 CREATE INDEX IF NOT EXISTS stream_events_by_time ON stream_events (at);
+
+-- Counts per time bucket (core/stats.py): per minute for a day, per hour for a month.
+CREATE TABLE IF NOT EXISTS stats (
+    resolution INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (resolution, bucket, name)
+) WITHOUT ROWID;

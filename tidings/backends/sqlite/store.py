@@ -16,6 +16,7 @@ from dataclasses import fields
 from importlib import resources
 from typing import Any
 
+from tidings.backends.sqlite import paging
 from tidings.backends.sqlite.db import Database
 from tidings.backends.sqlite.limits import FLUSH_EVERY, LimitState
 from tidings.backends.sqlite.queue import SqliteQueue, insert_jobs
@@ -23,7 +24,7 @@ from tidings.core import otp
 from tidings.core.otp import RETENTION, CheckResult, Refused
 from tidings.core.types import Channel, Status, Verification
 from tidings.errors import StoreError
-from tidings.ports import IDEMPOTENCY_CLAIM, IDEMPOTENCY_PENDING, ApiKey, Lookup, Started, StartRequest
+from tidings.ports import IDEMPOTENCY_CLAIM, IDEMPOTENCY_PENDING, ApiKey, Lookup, Position, Started, StartRequest
 
 log = logging.getLogger("tidings.sqlite")
 
@@ -124,6 +125,43 @@ def _get_many(connection: sqlite3.Connection, ids: list[str]) -> dict[str, Verif
     return {row[0]: _verification(row) for row in rows}
 
 
+def _ranges(status: Status | None, to: str | None, now: float) -> list[tuple[str, list[object]]]:
+    """The conditions, one per range of ``verifications_by_status``, of the rows that read as ``status`` at ``now``
+    (``core.otp.status_at``); for all, one per status, so that this one index serves every list. An address has few
+    verifications: they are found by ``verifications_by_address``, and ``+status`` keeps the other index out."""
+    column = "status" if to is None else "+status"
+    if status is None:
+        return [("1", [])] if to is not None else [(f"{column} = ?", [each.value]) for each in Status]
+    if status is Status.PENDING:
+        return [(f"{column} = ? AND expires_at > ?", [status.value, now])]
+    if status is Status.EXPIRED:
+        return [(f"{column} = ?", [status.value]), (f"{column} = ? AND expires_at <= ?", [Status.PENDING.value, now])]
+    return [(f"{column} = ?", [status.value])]
+
+
+def _list(
+    connection: sqlite3.Connection,
+    to: str | None,
+    status: Status | None,
+    after: Position | None,
+    limit: int,
+    now: float,
+) -> list[Verification]:
+    """Each range newest first, then the newest of them all."""
+    position, position_args = paging.after(after)
+    address, address_args = ("to_addr = ?", [to]) if to is not None else ("1", [])
+    ranges = [
+        (f"SELECT {_COLUMNS} FROM verifications WHERE {condition} AND {address} AND {position}"
+         f" {paging.newest_first()}", [*args, *address_args, *position_args, limit])
+        for condition, args in _ranges(status, to, now)
+    ]  # fmt: skip
+    sql, args = ranges[0]
+    if len(ranges) > 1:
+        sql = " UNION ALL ".join(f"SELECT * FROM ({part})" for part, _ in ranges) + f" {paging.newest_first()}"
+        args = [arg for _, part_args in ranges for arg in part_args] + [limit]
+    return [_verification(row) for row in connection.execute(sql, args)]
+
+
 def _claim(
     connection: sqlite3.Connection, scope: str, key: str, fingerprint: str, now: float
 ) -> tuple[str, int, bytes] | None:
@@ -193,6 +231,11 @@ class SqliteStore:
 
     async def get_verifications(self, ids: list[str]) -> dict[str, Verification]:
         return await self.db.run(_get_many, ids) if ids else {}
+
+    async def list_verifications(
+        self, to: str | None, status: Status | None, after: Position | None, limit: int, now: float
+    ) -> list[Verification]:
+        return await self.db.run(_list, to, status, after, limit, now)
 
     async def add_key(self, key: ApiKey) -> None:
         await self.db.run(

@@ -28,5 +28,6 @@ for _, suffix in ipairs({':waiting', ':counts'}) do redis.call('EXPIRE', key .. 
 -- The list of its deliveries outlives them by a day: `purge.lua` reads it to take them out of the global indexes.
 redis.call('EXPIRE', key .. ':dlv', ttl + 86400)
 redis.call('ZADD', P .. 'messages', tonumber(now) + ttl, message.id)
+redis.call('ZADD', P .. 'msgs', message.created_at, message.id)  -- the list of all, newest first (`lists.py`)
 for _, job in ipairs(jobs) do enqueue(job, now) end
 return #jobs

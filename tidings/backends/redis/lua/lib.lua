@@ -4,6 +4,8 @@ local GROUP = 'workers'
 local PRIORITIES = {'0', '10', '20', '30'}
 local DEAD_LETTERS = 10000
 local ATTEMPTS_KEPT = 100000
+local FAILURES_KEPT = 50
+local FAILURES_TTL = 8 * 86400
 
 local function stream_key(lane, priority)
   return P .. 'q:' .. lane .. ':' .. priority

@@ -1,5 +1,6 @@
--- Take the deliveries of messages whose records have expired out of the global indexes (the records themselves
--- went by TTL). ARGV: prefix, now, how many messages at most. Returns how many messages and index entries went.
+-- Take the deliveries of messages whose records have expired out of the global indexes, and the messages out of
+-- the list of all (the records themselves went by TTL). ARGV: prefix, now, how many messages at most. Returns how
+-- many messages and index entries went.
 local now, most = ARGV[2], tonumber(ARGV[3])
 local statuses = {'queued', 'delivered', 'failed', 'expired'}
 local removed = 0
@@ -16,5 +17,6 @@ for _, id in ipairs(messages) do
   end
   redis.call('DEL', list)
   redis.call('ZREM', P .. 'messages', id)
+  removed = removed + redis.call('ZREM', P .. 'msgs', id)
 end
 return {#messages, removed}

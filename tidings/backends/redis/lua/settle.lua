@@ -42,8 +42,16 @@ for _, op in ipairs(operations) do
   end
   if op.attempt then
     local a = op.attempt
-    redis.call('XADD', P .. 'attempts', 'MAXLEN', '~', ATTEMPTS_KEPT, '*', 'job', op.id, 'kind', a[1], 'ref', a[2],
-               'provider', a[3], 'outcome', a[4], 'error', a[5], 'at', a[6])
+    local entry = redis.call('XADD', P .. 'attempts', 'MAXLEN', '~', ATTEMPTS_KEPT, '*', 'job', op.id, 'kind', a[1],
+                             'ref', a[2], 'provider', a[3], 'outcome', a[4], 'error', a[5], 'at', a[6])
+    -- The failed tries of each verification or message, for "why did this user get no code": a short list by
+    -- ref, written only when a try fails (a delivered one costs nothing more).
+    if a[4] ~= 'delivered' then
+      local key = P .. 'failures:' .. a[2]
+      redis.call('RPUSH', key, cjson.encode({entry, op.id, a[1], a[2], a[3], a[4], a[5], a[6]}))
+      redis.call('LTRIM', key, -FAILURES_KEPT, -1)
+      redis.call('EXPIRE', key, FAILURES_TTL)
+    end
   end
   end
 end
