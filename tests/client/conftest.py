@@ -46,7 +46,8 @@ def proxy_app(upstream: str, faults: Faults) -> web.Application:
                 status, extra = faults.after.pop(0)
                 return web.json_response({"error": {"code": "injected", "message": "injected"}}, status=status,
                                          headers=extra)  # fmt: skip
-            kept = {name: value for name, value in answer.headers.items() if name.lower() == "content-type"}
+            hop = ("content-length", "transfer-encoding", "content-encoding", "connection", "date", "server")
+            kept = {name: value for name, value in answer.headers.items() if name.lower() not in hop}
             return web.Response(status=answer.status, body=body, headers=kept)
 
     async def closing(app: web.Application) -> None:

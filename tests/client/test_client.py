@@ -77,6 +77,30 @@ async def test_a_retry_after_an_answer_lost_sends_nothing_twice(tidings):
     assert len(posts) == 3 and len(set(posts)) == 1
 
 
+async def test_a_message_sent_again_under_its_key_says_it_was_a_replay(tidings):
+    url, _ = await tidings()
+    async with Client(url, KEY) as client:
+        first = await client.messages.send(topic="none", body="hi", idempotency_key="batch-1")
+        again = await client.messages.send(topic="none", body="hi", idempotency_key="batch-1")
+    assert (first.replayed, again.replayed, again.id) == (False, True, first.id)
+
+
+async def test_a_wait_longer_than_the_client_takes_is_raised_at_once(tidings):
+    url, faults = await tidings()
+    faults.after = [(429, {"Retry-After": "120"})]
+    async with Client(url, KEY, max_wait=5) as client:
+        began = time.monotonic()
+        with pytest.raises(RateLimited) as limited:
+            await client.verifications.start(to=TEST_NUMBER)
+        assert limited.value.retry_after == 120 and time.monotonic() - began < 1
+
+
+async def test_a_stream_that_never_opened_is_a_connection_error():
+    async with Client("http://127.0.0.1:9", KEY) as client:
+        with pytest.raises(ConnectionFailed):
+            await anext(client.stream("ada"))
+
+
 async def test_429_is_retried_after_what_the_server_asks_and_bounded(tidings):
     url, faults = await tidings()
     faults.after = [(429, {"Retry-After": "1"})]

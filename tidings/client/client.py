@@ -51,7 +51,7 @@ class Client:
             yield Event.of(event)
 
     async def deliveries(self, *, status: str | None = None, limit: int | None = None) -> AsyncIterator[Delivery]:
-        """Every message's deliveries, newest first (``status="failed"``: the dead letters)."""
+        """Every message's deliveries, oldest first (``status="failed"``: the dead letters)."""
         params = {name: value for name, value in (("status", status), ("limit", limit)) if value is not None}
         async for item in self._http.pages("/v1/deliveries", "deliveries", params):
             yield Delivery.of(item)

@@ -71,6 +71,18 @@ class Http:
         idempotency_key: str | None = None,
     ) -> Any:
         """The answer's JSON (None for 204), or the API's error raised as a ``TidingsError``."""
+        payload, _ = await self.exchange(method, path, body, params, idempotency_key)
+        return payload
+
+    async def exchange(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Any, bool]:
+        """``call``'s answer, and whether it is the replay of an earlier request's (same ``Idempotency-Key``)."""
         headers: dict[str, str] = {}
         if method == "POST":
             headers["Idempotency-Key"] = idempotency_key or uuid.uuid4().hex
@@ -85,14 +97,14 @@ class Http:
             try:
                 async with self.session.request(method, url, data=data, params=query, headers=headers) as answer:
                     if answer.status == 204:
-                        return None
+                        return None, False
                     payload = await _json(answer)
                     if answer.status < 400:
-                        return payload
+                        return payload, answer.headers.get("Idempotent-Replayed") == "true"
                     error = error_for(answer.status, payload, answer.headers.get("Retry-After"))
             except (aiohttp.ClientError, TimeoutError) as exc:
                 error = _unreachable(url, exc)
-            if last or not _worth_retrying(error):
+            if last or not _worth_retrying(error) or (error.retry_after or 0) > self.max_wait:
                 raise error
             await asyncio.sleep(self._wait(error, attempt))
         raise AssertionError("unreachable")
@@ -116,9 +128,11 @@ class Http:
     async def events(self, path: str, since: str | None, reconnect_wait: float) -> AsyncIterator[dict[str, Any]]:
         """The events of a Server-Sent Events stream, for as long as it is iterated: a dropped connection is opened
         again with ``Last-Event-ID``, so nothing sent meanwhile is missed (the server replays it from its cache).
-        An error that reconnecting cannot cure (401, 403, 404) is raised."""
+        An error that reconnecting cannot cure (401, 403, 404) is raised, and so is a failure to connect at all the
+        first time (a wrong URL, a server that is down): only a stream that was open is waited for."""
         last_id = since
         failures = 0
+        opened = False
         while True:
             headers = {"Accept": "text/event-stream"}
             if last_id:
@@ -133,11 +147,13 @@ class Http:
                         failures += 1
                         continue
                     failures = 0
+                    opened = True
                     async for event in _sse(answer.content):
                         last_id = event.get("id") or last_id
                         yield event
-            except (aiohttp.ClientError, TimeoutError):
-                pass
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if not opened:
+                    raise _unreachable(self.base_url + path, exc) from None
             await asyncio.sleep(min(reconnect_wait * 2**failures, self.max_wait))
             failures += 1
 

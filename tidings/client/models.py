@@ -64,6 +64,8 @@ class Accepted(_Answer):
     recipients: int
     unknown: list[str] = field(default_factory=list)
     """Ids in ``to`` that name no subscriber."""
+    replayed: bool = False
+    """The answer to an earlier request with the same ``Idempotency-Key``: this call sent nothing new."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

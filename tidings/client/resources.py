@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -106,7 +107,8 @@ class Messages(_Resource):
             channels=None if channels is None else list(channels), priority=priority, send_at=send_at, ttl=ttl,
             collapse_key=collapse_key, badge=badge, sound=sound,
         )  # fmt: skip
-        return Accepted.of(await self._http.call("POST", "/v1/messages", fields, idempotency_key=idempotency_key))
+        answer, replayed = await self._http.exchange("POST", "/v1/messages", fields, idempotency_key=idempotency_key)
+        return replace(Accepted.of(answer), replayed=replayed)
 
     async def get(self, id: str) -> Message:
         return Message.of(await self._http.call("GET", f"/v1/messages/{_id(id)}"))

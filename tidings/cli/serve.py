@@ -1,4 +1,5 @@
-"""The ``tidings`` command."""
+"""``tidings serve``: the API and the dispatcher in this process. The server, its settings and its storage are
+imported only here, when this command runs, so that the API commands start quickly and load none of them."""
 
 from __future__ import annotations
 
@@ -8,13 +9,8 @@ import os
 import socket
 import sys
 
-from tidings import __version__
 
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tidings", description="Verification codes and push messages.")
-    parser.add_argument("--version", action="version", version=f"tidings {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
         help="run the API and the dispatcher",
@@ -31,12 +27,10 @@ def main(argv: list[str] | None = None) -> None:
         help="overrides `role`: api answers requests and holds live streams, worker sends, all does both (Redis only"
         " for api and worker)",
     )
-    args = parser.parse_args(argv)
-    if args.command == "serve":
-        sys.exit(_serve(args))
+    serve.set_defaults(run=run)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from tidings import config, server
     from tidings.errors import BackendError
     from tidings.runtime import logs
