@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tidings.api import events, keys, messages, ops, stats, streams, subscribers, verifications
+from tidings.api import dashboard, events, keys, messages, ops, stats, streams, subscribers, verifications
 from tidings.api.middlewares import add_request_id, handle_errors
 from tidings.api.openapi import document
 from tidings.api.state import STATE
@@ -20,6 +20,7 @@ ROUTERS = (
     stats.router,
     events.router,
     ops.router,
+    dashboard.router,
 )
 
 
