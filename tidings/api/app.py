@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tidings.api import dashboard, events, keys, messages, ops, stats, streams, subscribers, verifications
+from tidings.api import dashboard, events, keys, messages, ops, stats, streams, subscribers, twilio, verifications
 from tidings.api.middlewares import add_request_id, handle_errors
 from tidings.api.openapi import document
 from tidings.api.state import STATE
@@ -31,6 +31,7 @@ def create_app(settings: Settings) -> web.Application:
     for router in routers:
         router.install(app)
     ops.add_static(app)
+    twilio.install(app, settings)
     events.install(app)
     app[ops.OPENAPI] = document([endpoint for router in routers for endpoint in router.endpoints])
     app.on_response_prepare.append(add_request_id)

@@ -249,6 +249,26 @@ class StreamsSettings(Section):
     given to a browser, whose tabs each open one."""
 
 
+class TwilioCompatSettings(Section):
+    """The Twilio Verify v2 routes (docs/twilio.md): off until both sids are set."""
+
+    account_sid: str | None = Field(None, pattern=r"^AC[0-9a-fA-F]{32}$")
+    """The Basic-auth username callers send (their password is a tidings key with the ``send`` scope)."""
+    service_sid: str | None = Field(None, pattern=r"^VA[0-9a-fA-F]{32}$")
+    """The one Verify service answered for; any other is 404, as an unknown service is at Twilio."""
+    allow_custom_code: bool = False
+    """Take ``CustomCode``: the caller then chooses the code, which tidings' own codes never let it do."""
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s?#]+$")
+    """Where callers reach tidings (``https://verify.example.com``), for the answers' ``url``; the request's own
+    scheme and host when not set."""
+
+    @model_validator(mode="after")
+    def _both_sids(self) -> TwilioCompatSettings:
+        if (self.account_sid is None) != (self.service_sid is None):
+            raise ValueError("set both account_sid and service_sid, or neither")
+        return self
+
+
 ROOT_KEY_BITS = 128
 MAKE_A_KEY = """python3 -c 'import secrets; print("tk_" + secrets.token_urlsafe(32))'"""
 _ALPHABETS = tuple(
@@ -329,6 +349,7 @@ class Settings(Section):
     webhooks: WebhooksSettings = WebhooksSettings()
     webpush: WebPushSettings = WebPushSettings()
     streams: StreamsSettings = StreamsSettings()
+    twilio_compat: TwilioCompatSettings = TwilioCompatSettings()
     providers: dict[str, dict[str, object]] = {}
 
     @property
