@@ -25,7 +25,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from tidings.core.mobile import APNS_MAX_PAYLOAD, apns_request
 from tidings.core.push import MobileCall
-from tidings.core.settings import NumbersAreNotTruths
+from tidings.core.settings import NumbersAreNotTruths, http_url
 from tidings.core.types import Delivered, Permanent, SendOutcome, Transient
 
 PRODUCTION = "https://api.push.apple.com"
@@ -75,9 +75,7 @@ class ApnsSettings(NumbersAreNotTruths):
     @field_validator("base_url", "sandbox_url")
     @classmethod
     def _web_address(cls, value: str) -> str:
-        if not value.lower().startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
-        return value.rstrip("/")
+        return http_url(value).rstrip("/")
 
     @model_validator(mode="after")
     def _one_key(self) -> ApnsSettings:

@@ -21,7 +21,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from tidings.core.mobile import FCM_MAX_MESSAGE, fcm_message
 from tidings.core.push import MobileCall
-from tidings.core.settings import NumbersAreNotTruths
+from tidings.core.settings import NumbersAreNotTruths, http_url
 from tidings.core.types import Delivered, Permanent, SendOutcome, Transient
 from tidings.outbound.client import HttpClient, Response, outcome_for_status, retry_after
 
@@ -60,9 +60,7 @@ class FcmSettings(NumbersAreNotTruths):
     @field_validator("base_url")
     @classmethod
     def _web_address(cls, value: str) -> str:
-        if not value.lower().startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
-        return value.rstrip("/")
+        return http_url(value).rstrip("/")
 
     @model_validator(mode="after")
     def _one_account(self) -> FcmSettings:

@@ -36,6 +36,13 @@ def _country(code: str) -> str:
 
 
 Country = Annotated[str, AfterValidator(_country)]
+
+
+def http_url(value: str) -> str:
+    """An http(s) URL to send to: a typo would otherwise show only as sends failing with ``connection_error``."""
+    if value and not value.lower().startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value
 """An ISO 3166 alpha-2 code, as ``phonenumbers`` names regions (``CN``, ``US``); any case, kept upper."""
 
 
@@ -187,9 +194,7 @@ class PushSettings(Section):
     @field_validator("feedback_url")
     @classmethod
     def _web_address(cls, value: str | None) -> str | None:
-        if value is not None and not value.lower().startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
-        return value
+        return None if value is None else http_url(value)
 
     @field_validator("feedback_secret")
     @classmethod

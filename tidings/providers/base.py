@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from tidings.core.settings import NumbersAreNotTruths
+from tidings.core.settings import NumbersAreNotTruths, http_url
 from tidings.core.types import OutboundMessage, SendOutcome
 from tidings.outbound.client import HttpClient
 
@@ -31,10 +31,7 @@ class ProviderSettings(NumbersAreNotTruths):
     @field_validator("base_url")  # also where a provider gives base_url a default of its own
     @classmethod
     def _web_address(cls, value: str) -> str:
-        """A typo would otherwise show only as sends that fail with ``connection_error``."""
-        if value and not value.lower().startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
-        return value
+        return http_url(value)
 
 
 class Provider(ABC):
