@@ -10,6 +10,8 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 
+from pydantic_core import from_json
+
 from tidings.backends.sqlite import paging
 from tidings.backends.sqlite.db import Database
 from tidings.backends.sqlite.effects import finish_stream
@@ -56,8 +58,10 @@ def _in(connection: sqlite3.Connection, sql: str, ids: list[str], *args: object)
 
 
 def _subscriber(row: tuple) -> Subscriber:
+    """pydantic-core's JSON parser: several times as fast as ``json.loads``, and a topic's fan-out parses one record
+    per subscriber."""
     id, record, created_at, updated_at = row
-    return subscriber_from_record(id, created_at, updated_at, json.loads(record))
+    return subscriber_from_record(id, created_at, updated_at, from_json(record))
 
 
 def _message(row: tuple) -> Message:
