@@ -16,9 +16,8 @@ from tidings.core.address import InvalidAddress, _already_e164, number_range, pa
 from tidings.core.push import (
     WebhookEndpoint,
     WebPushSubscription,
-    subscriber_from_record,
-    subscriber_record,
 )
+from tidings.core.records import subscriber_from_record, subscriber_record
 from tidings.core.sealing import Sealer
 from tidings.core.settings import LimitsSettings
 from tidings.core.types import rfc3339

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from tidings.api import paging
+from tidings.api.message_models import DeliveryOut, DeliveryPage, MessageAccepted, MessageIn, MessageOut, Retried
 from tidings.api.paging import MessagePage
-from tidings.api.push_models import DeliveryOut, DeliveryPage, MessageAccepted, MessageIn, MessageOut, Retried
 from tidings.api.routing import Param, Router, json
 from tidings.api.state import STATE
 from tidings.core import ids

@@ -17,17 +17,17 @@ from typing import Literal, Protocol, TypeVar
 from multidict import MultiMapping
 from pydantic import BaseModel, Field
 
+from tidings.api.message_models import MessageOut
 from tidings.api.models import VerificationOut
-from tidings.api.push_models import (
+from tidings.api.routing import Param
+from tidings.api.subscriber_models import (
     AddressChannelOut,
     ApnsChannelOut,
     FcmChannelOut,
-    MessageOut,
     SubscriberOut,
     WebhookChannelOut,
     WebPushChannelOut,
 )
-from tidings.api.routing import Param
 from tidings.core.push import Subscriber
 from tidings.errors import InvalidInput
 from tidings.ports import Position

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from tidings.api.auth import authorize
-from tidings.api.push_models import MessageEvent
+from tidings.api.message_models import MessageEvent
 from tidings.api.routing import Param, Reply, Router
 from tidings.api.state import STATE, State
 from tidings.api.subscribers import SUBSCRIBER_ID

@@ -8,7 +8,9 @@ from aiohttp import web
 
 from tidings.api import paging
 from tidings.api.paging import ListedSubscriberOut, SubscriberPage
-from tidings.api.push_models import (
+from tidings.api.routing import Param, Router, json
+from tidings.api.state import STATE
+from tidings.api.subscriber_models import (
     ApnsChannelIn,
     FcmChannelIn,
     FeedbackOut,
@@ -20,8 +22,6 @@ from tidings.api.push_models import (
     WebhookChannelIn,
     WebPushChannelIn,
 )
-from tidings.api.routing import Param, Router, json
-from tidings.api.state import STATE
 from tidings.core.push import NAME, ApnsToken, ChannelType, FcmToken, WebPushSubscription
 from tidings.core.types import rfc3339
 from tidings.errors import InvalidInput

@@ -36,6 +36,7 @@ def _country(code: str) -> str:
 
 
 Country = Annotated[str, AfterValidator(_country)]
+"""An ISO 3166 alpha-2 code, as ``phonenumbers`` names regions (``CN``, ``US``); any case, kept upper."""
 
 
 def http_url(value: str) -> str:
@@ -43,7 +44,6 @@ def http_url(value: str) -> str:
     if value and not value.lower().startswith(("http://", "https://")):
         raise ValueError(f"{value!r} is not an http:// or https:// URL")
     return value
-"""An ISO 3166 alpha-2 code, as ``phonenumbers`` names regions (``CN``, ``US``); any case, kept upper."""
 
 
 class NumbersAreNotTruths(BaseModel):

@@ -26,11 +26,8 @@ from tidings.core.push import (
     Message,
     MessageStatus,
     Subscriber,
-    message_from_record,
-    message_record,
-    subscriber_from_record,
-    subscriber_record,
 )
+from tidings.core.records import message_from_record, message_record, subscriber_from_record, subscriber_record
 from tidings.core.types import Job
 from tidings.ports import DeliveryContext, Fanout, Position
 
