@@ -160,6 +160,22 @@ async def test_throttling_and_outages_are_retried(start, channels):
     assert isinstance(outage, Transient) and outage.error == "ServiceUnavailable"
 
 
+async def test_a_connection_apple_closed_is_replaced_without_failing_the_sends(start, channels):
+    """APNs closes idle connections; the sends that find one dead go again at once on a new one."""
+    first = await start(min_token_interval=0)
+    apns = channels(first.base_url)
+    assert isinstance(await apns.send(call()), Delivered)
+    port = int(first.base_url.rsplit(":", 1)[1])
+    await first.close()
+    again = emulator.Apns(team_id=TEAM, key_id=KEY_ID, public_key=KEY.public_key(), topic=TOPIC, min_token_interval=0)
+    await again.start(port=port)
+    try:
+        outcomes = await asyncio.gather(*(apns.send(call()) for _ in range(20)))
+        assert all(isinstance(outcome, Delivered) for outcome in outcomes), outcomes
+    finally:
+        await again.close()
+
+
 async def test_no_server_is_a_connection_error_worth_retrying(channels):
     outcome = await channels("http://127.0.0.1:9").send(call())
     assert isinstance(outcome, Transient) and outcome.error == "connection_error"

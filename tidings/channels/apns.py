@@ -143,7 +143,8 @@ class Apns:
             return Permanent("PayloadTooLarge", FINAL["PayloadTooLarge"])
         host = self._hosts["sandbox" if call.environment == "sandbox" else "production"]
         url = f"{host}/3/device/{call.token}"
-        for _ in range(2):  # a second time only with a new provider token
+        new_token = new_connection = False  # each at most once: a send is tried at most three times here
+        while True:
             token = self.token.get(now)
             try:
                 answer = await self._client(host).post(
@@ -151,16 +152,23 @@ class Apns:
                 )
             except httpx.TimeoutException:
                 return Transient("timeout", "no answer from APNs in time")
+            except (httpx.ConnectError, httpx.WriteError) as exc:
+                # The request never left. A connection Apple closed while idle is found dead only when written to,
+                # and then every send waiting on it fails at once: each goes again, on a new connection.
+                if new_connection:
+                    return Transient("connection_error", f"{type(exc).__name__} talking to APNs")
+                new_connection = True
+                continue
             except httpx.TransportError as exc:
                 return Transient("connection_error", f"{type(exc).__name__} talking to APNs")
             if answer.status_code == 200:
                 return Delivered(answer.headers.get("apns-id"))
             reason = _reason(answer)
-            if reason != "ExpiredProviderToken":
+            if reason != "ExpiredProviderToken" or new_token:
                 return _outcome(answer.status_code, reason)
+            new_token = True
             self.token.expired(token)
             now = time.time()
-        return Transient("ExpiredProviderToken", "APNs refused a new provider token as expired: is the clock right?")
 
     def _client(self, host: str) -> httpx.AsyncClient:
         """The next connection to ``host``, in turn."""
@@ -203,6 +211,8 @@ TOKEN_UPDATES_PAUSE = 60.0
 def _outcome(status: int, reason: str) -> Transient | Permanent:
     if reason == "TooManyProviderTokenUpdates":
         return Transient(reason, "APNs: the provider token changed too often", TOKEN_UPDATES_PAUSE)
+    if reason == "ExpiredProviderToken":
+        return Transient(reason, "APNs refused a new provider token as expired: is the clock right?")
     if reason in RETRIED or status == 429 or status >= 500:
         return Transient(reason, f"APNs answered {status} {reason}")
     return Permanent(reason, FINAL.get(reason, f"APNs answered {status} {reason}"))
