@@ -154,6 +154,9 @@ class PushStore(Protocol):
 
     async def get_message(self, id: str) -> tuple[Message, Counts] | None: ...
 
+    async def count_topic(self, topic: str) -> int:
+        """How many subscribers a topic has now."""
+
     async def list_messages(
         self, status: MessageStatus | None, after: Position | None, limit: int
     ) -> list[tuple[Message, Counts]]:

@@ -42,7 +42,8 @@ from tidings.runtime.tally import Tally
 from tidings.runtime.tasks import stop
 from tidings.services.feedback import Feedback, feedback_secret
 from tidings.services.keys import Keyring
-from tidings.services.messages import Messages, StreamJobs
+from tidings.services.messages import FANOUT as FANOUT_LANE
+from tidings.services.messages import Fanouts, Messages, StreamJobs
 from tidings.services.subscribers import Subscribers
 from tidings.services.verifications import Verifications
 
@@ -107,7 +108,9 @@ async def _running(app: web.Application, settings: Settings) -> AsyncIterator[No
         app[STATE] = state
         http = HttpClient(settings.dispatch.request_timeout)
         outside = guarded_client(settings.webhooks.timeout, allow_private)
+        fanouts = Fanouts(state.messages)
         lanes = {
+            FANOUT_LANE: Lane(fanouts, 2, 0),
             **_lanes(settings, http),
             **_push_lanes(settings, state, vapid, outside, backend.relay),
             **_mobile_lanes(settings, http),
@@ -123,6 +126,7 @@ async def _running(app: web.Application, settings: Settings) -> AsyncIterator[No
             "delivery": state.messages,
             "stream": StreamJobs(backend.push),
             "feedback": state.feedback,
+            "fanout": fanouts,
         }
         dispatcher = Dispatcher(
             backend.queue, lanes, kinds, settings.dispatch, metrics, tally=tally, channels=_delivery_channels(settings)

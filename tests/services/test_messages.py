@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tidings.core.outcomes import Drop
-from tidings.core.push import ChannelType, WebhookCall
+from tidings.core.push import ChannelType, MessageStatus, WebhookCall
 from tidings.core.settings import Settings
 from tidings.core.types import OutboundMessage
 from tidings.errors import InvalidInput, NotFound
@@ -69,3 +69,35 @@ async def test_what_cannot_be_sent_is_refused(services):
     with pytest.raises(NotFound):
         await messages.get("msg_" + "0" * 32)
     assert await messages.retry((await messages.send(message()))[0].id) == 0, "nothing failed yet"
+
+
+async def test_a_large_topic_is_answered_first_and_its_deliveries_written_once(backend, sealer):
+    """Beyond ``push.fanout_after`` subscribers, the message is accepted with a ``fanout`` job and no deliveries;
+    the job writes them, and running it again (after a crash kept it from being settled) writes nothing more."""
+    settings = Settings.model_validate({"push": {"fanout_after": 2}})
+    people = Subscribers(backend.push, sealer, allow_private=False, region=None)
+    for name in ("a", "b", "c"):
+        await people.put(name, SubscriberInput(topics=("big",)))
+    messages = Messages(settings, backend.push, people)
+    sent, _ = await messages.send(message(to=None, topic="big", channels=[ChannelType.STREAM]))
+    assert (sent.recipients, sent.expanding) == (3, True)
+    stored, counts = await messages.get(sent.id)
+    assert stored.expanding and counts.queued == 0
+    queued = await backend.push.list_messages(MessageStatus.QUEUED, None, 10)
+    assert [m.id for m, _ in queued] == [sent.id], "listed as queued while its deliveries are not written"
+    assert await backend.push.list_messages(MessageStatus.DONE, None, 10) == []
+    [job] = await backend.queue.lease("fanout", 10, time.time(), lease_for=30)
+    assert (job.kind, job.ref) == ("fanout", sent.id)
+    await messages.expand(sent.id)
+    await messages.expand(sent.id)
+    stored, counts = await messages.get(sent.id)
+    assert not stored.expanding and stored.recipients == 3 and counts.queued == 3
+    rows = await backend.push.list_deliveries(sent.id, None, 0, 100)
+    assert sorted(d.subscriber_id for _, d in rows) == ["a", "b", "c"]
+
+
+async def test_a_topic_within_the_limit_is_written_with_the_message(services):
+    messages, people = services
+    await people.put("bob", SubscriberInput(topics=("small",)))
+    sent, _ = await messages.send(message(to=None, topic="small", channels=[ChannelType.STREAM]))
+    assert not sent.expanding and sent.recipients == 1

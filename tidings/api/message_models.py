@@ -21,6 +21,7 @@ from tidings.core.push import (
     DeliveryStatus,
     Message,
     MessageStatus,
+    message_status,
 )
 from tidings.core.types import rfc3339
 from tidings.errors import InvalidInput
@@ -152,7 +153,7 @@ class MessageOut(BaseModel):
     def of(cls, m: Message, counts: Counts) -> MessageOut:
         return cls(
             id=m.id,
-            status=counts.status,
+            status=message_status(m, counts),
             recipients=m.recipients,
             counts=CountsOut(queued=counts.queued, delivered=counts.delivered, failed=counts.failed,
                              expired=counts.expired),

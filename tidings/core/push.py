@@ -185,6 +185,8 @@ class Message:
     """The number on the app's icon (APNs)."""
     sound: str | None = None
     """The sound a phone plays: a file in the app, or ``default``."""
+    expanding: bool = False
+    """Accepted, its deliveries not written yet: a large topic's are written after the answer (``fanout_after``)."""
 
     def event(self) -> dict[str, Any]:
         """The message as a recipient sees it, on a stream or in a webhook."""
@@ -233,6 +235,11 @@ class Counts:
         if self.delivered or self.failed or self.expired:
             return MessageStatus.SENDING
         return MessageStatus.QUEUED
+
+
+def message_status(message: Message, counts: Counts) -> MessageStatus:
+    """Where a message stands: as its deliveries say, or queued while they are not written yet."""
+    return MessageStatus.QUEUED if message.expanding else counts.status
 
 
 EVERY_CHANNEL = frozenset(ChannelType)

@@ -77,6 +77,7 @@ def message_record(message: Message) -> dict[str, Any]:
         "collapse_key": message.collapse_key,
         "badge": message.badge,
         "sound": message.sound,
+        "expanding": message.expanding,
     }
 
 
@@ -99,4 +100,5 @@ def message_from_record(
         collapse_key=record.get("collapse_key"),
         badge=record.get("badge"),
         sound=record.get("sound"),
+        expanding=record.get("expanding", False),
     )

@@ -185,6 +185,9 @@ class PushSettings(Section):
     """Tries of one delivery before it fails (deferrals by a circuit breaker or a busy host do not count)."""
     give_up_after: float = Field(86400, gt=0)
     """Seconds after which an undelivered delivery fails, however few tries it had."""
+    fanout_after: int = Field(10_000, ge=0)
+    """Subscribers of a topic beyond which a message is answered before its deliveries are written; they are written
+    at once after the answer, by the dispatcher (``GET /v1/messages/{id}`` says ``queued`` meanwhile)."""
     feedback_url: str | None = None
     """Where tidings POSTs ``subscriber.channel_removed`` when a push service says a token or subscription is dead."""
     feedback_secret: str | None = None

@@ -254,7 +254,7 @@ class Dispatcher:
         self._latency(lane.name).observe(elapsed)
         for name, count in Counter(map(_outcome_name, outcomes)).items():
             self._jobs(lane.name, name).inc(count)
-            if name != "deferred" and lane.name != "stream":
+            if name != "deferred" and lane.name not in ("stream", "fanout"):
                 self.tally.count(f"sends.{lane.name}.{'ok' if name == 'delivered' else 'error'}", count)
         if lane.circuit_open and not was_open:
             self.tally.count(f"circuits.{lane.name}.opened")

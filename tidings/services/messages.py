@@ -30,7 +30,7 @@ from tidings.core.push import (
     WebhookCall,
 )
 from tidings.core.settings import Settings
-from tidings.core.types import DeliveryPayload, Job, OutboundMessage
+from tidings.core.types import Delivered, DeliveryPayload, Job, OutboundMessage, SendOutcome
 from tidings.errors import Conflict, InvalidInput, NotFound, Unprocessable
 from tidings.ports import Position, PushStore
 from tidings.services.subscribers import Subscribers
@@ -105,7 +105,40 @@ class Messages:
             badge=given.badge,
             sound=given.sound,
         )
+        if given.topic is not None:
+            recipients = await self.store.count_topic(given.topic)
+            if recipients > self.settings.push.fanout_after:
+                return await self._later(replace(message, recipients=recipients, expanding=True), now), []
         return await self.store.create_message(message, given.to, lambda m, s: self._plan(m, s, starts, now))
+
+    async def _later(self, message: Message, now: float) -> Message:
+        """Accept a message to a large topic without writing its deliveries: reading every subscriber and writing a
+        delivery and a job for each takes seconds for 100,000 of them. A ``fanout`` job, written with the message,
+        writes them at once afterwards (``expand``); the job outlives a crash, so they are written all the same."""
+        job = Job(
+            id=f"fan_{message.id.removeprefix('msg_')}",
+            kind="fanout",
+            ref=message.id,
+            lane=FANOUT,
+            priority=push.PRIORITIES[message.priority],
+            run_at=now,
+            expires_at=message.expires_at,
+            payload=DeliveryPayload(give_up_at=message.expires_at, max_attempts=self.settings.push.max_attempts),
+        )
+        accepted, _ = await self.store.create_message(message, [], lambda m, s: (m, [], [job]))
+        return accepted
+
+    async def expand(self, id: str) -> None:
+        """Write the deliveries and jobs of a message accepted before them, for the subscribers its topic has now;
+        nothing if they are written already (the job ran before, and a crash kept it from being settled)."""
+        found = await self.store.get_message(id)
+        if found is None or not found[0].expanding:
+            return
+        message, _ = found
+        now = time.time()
+        starts = max(message.created_at, message.send_at or message.created_at)
+        done = replace(message, expanding=False)
+        await self.store.create_message(done, None, lambda m, s: self._plan(m, s, starts, now))
 
     def _plan(
         self, message: Message, subscribers: list[Subscriber], starts: float, now: float
@@ -231,6 +264,25 @@ class Messages:
                     locale=subscriber.locale or "en",
                 )
         raise AssertionError(delivery.channel)
+
+
+FANOUT = "fanout"
+
+
+class Fanouts:
+    """The ``fanout`` job kind and the lane that runs it: each job writes one message's deliveries (``expand``)."""
+
+    name = FANOUT
+
+    def __init__(self, messages: Messages) -> None:
+        self.messages = messages
+
+    async def prepare(self, jobs: list[Job], now: float) -> list[object | Drop]:
+        return [job.ref for job in jobs]
+
+    async def send(self, message_id: str) -> SendOutcome:
+        await self.messages.expand(message_id)
+        return Delivered(None)
 
 
 class StreamJobs:

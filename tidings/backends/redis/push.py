@@ -26,6 +26,7 @@ from tidings.core.push import (
     Message,
     MessageStatus,
     Subscriber,
+    message_status,
 )
 from tidings.core.records import message_from_record, message_record, subscriber_from_record, subscriber_record
 from tidings.core.types import Job
@@ -147,6 +148,11 @@ class RedisPush:
         return message, unknown
 
     @guarded
+    async def count_topic(self, topic: str) -> int:
+        count: int = await self.client.scard(f"{PREFIX}topic:{topic}")
+        return count
+
+    @guarded
     async def get_message(self, id: str) -> tuple[Message, Counts] | None:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(f"{PREFIX}msg:{id}")
@@ -170,7 +176,9 @@ class RedisPush:
             for id, record, counted in zip(ids, found[::2], found[1::2], strict=True):
                 if record:  # else it expired: no answer for it, and its entry goes
                     counts = Counts(**{key.decode(): int(value) for key, value in counted.items()})
-                    answer[id] = (_message(id, record), counts) if status in (None, counts.status) else None
+                    message = _message(id, record)
+                    shown = message_status(message, counts)
+                    answer[id] = (message, counts) if status in (None, shown) else None
             return answer
 
         return await lists.newest_first(self.client, self.scripts, lists.MESSAGES, "msg:", after, limit, read)

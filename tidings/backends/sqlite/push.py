@@ -38,12 +38,14 @@ _DELIVERY_COLUMNS = (
 _HAS = "EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status IN ({}))"
 _QUEUED = _HAS.format(f"'{DeliveryStatus.QUEUED.value}'")
 _SETTLED = _HAS.format(", ".join(f"'{s.value}'" for s in DeliveryStatus if s is not DeliveryStatus.QUEUED))
+_EXPANDING = "json_extract(m.record, '$.expanding') = 1"
 _MESSAGE_STATUS = {
-    MessageStatus.DONE: f"NOT {_QUEUED}",
+    MessageStatus.DONE: f"NOT {_QUEUED} AND NOT {_EXPANDING}",
     MessageStatus.SENDING: f"{_QUEUED} AND {_SETTLED}",
-    MessageStatus.QUEUED: f"{_QUEUED} AND NOT {_SETTLED}",
+    MessageStatus.QUEUED: f"(({_QUEUED} AND NOT {_SETTLED}) OR {_EXPANDING})",
 }
-"""Messages in each status as ``Counts.status`` derives it, found by index seeks into deliveries_by_message."""
+"""Messages in each status as ``message_status`` derives it, found by index seeks into deliveries_by_message (a
+message whose deliveries are not written yet is queued)."""
 
 
 def _in(connection: sqlite3.Connection, sql: str, ids: list[str], *args: object) -> Iterator[tuple]:
@@ -117,7 +119,7 @@ def _create_message(
         subscribers, unknown = [_subscriber(row) for row in rows], []
     message, deliveries, jobs = plan(message, subscribers)
     connection.execute(
-        "INSERT INTO messages VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?)",  # over its record while it was expanding
         (message.id, json.dumps(message_record(message)), message.created_at, message.expires_at, message.recipients),
     )
     connection.executemany(
@@ -343,6 +345,11 @@ class SqlitePush:
 
     async def get_message(self, id: str) -> tuple[Message, Counts] | None:
         return await self.db.run(_get_message, id)
+
+    async def count_topic(self, topic: str) -> int:
+        return await self.db.run(
+            lambda c: c.execute("SELECT count(*) FROM subscriber_topics WHERE topic = ?", (topic,)).fetchone()[0]
+        )
 
     async def list_messages(
         self, status: MessageStatus | None, after: Position | None, limit: int
