@@ -418,3 +418,16 @@ async def test_the_queue_counts_what_it_holds_and_wakes_a_waiter_when_work_arriv
     await asyncio.wait_for(waiting, 5)
     assert backend.queue.queued == before + 2
     assert await backend.queue.depth() == {"sms": 2}
+
+
+async def test_a_message_written_twice_keeps_its_first_deliveries_and_jobs(backend):
+    """A fan-out job that runs twice (its lease ran out while it wrote) must not send anything twice."""
+    await backend.push.put_subscriber(subscriber("a", ("big",)))
+    message = Message("msg_w", None, "x", None, "normal", time.time(), time.time() + 60, topic="big",
+                      channels=(ChannelType.SMS,))  # fmt: skip
+    await backend.push.create_message(message, None, plan)
+    await backend.push.create_message(message, None, plan)
+    assert len(await backend.queue.lease("sms", 10, time.time(), lease_for=30)) == 1
+    _, counts = await backend.push.get_message("msg_w")
+    assert counts.queued == 1
+    assert await backend.push.count_topic("big") == 1 and await backend.push.count_topic("none") == 0

@@ -118,6 +118,8 @@ def _create_message(
         )
         subscribers, unknown = [_subscriber(row) for row in rows], []
     message, deliveries, jobs = plan(message, subscribers)
+    if deliveries and connection.execute("SELECT 1 FROM deliveries WHERE id = ?", (deliveries[0].id,)).fetchone():
+        return message, unknown, 0  # written already: a fan-out job run twice (its lease ran out while it wrote)
     connection.execute(
         "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?)",  # over its record while it was expanding
         (message.id, json.dumps(message_record(message)), message.created_at, message.expires_at, message.recipients),

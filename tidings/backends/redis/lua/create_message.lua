@@ -3,6 +3,9 @@
 -- field lists, without seq), jobs (JSON list of queued jobs), now.
 local message, deliveries, jobs, now = cjson.decode(ARGV[2]), cjson.decode(ARGV[3]), cjson.decode(ARGV[4]), ARGV[5]
 local key, ttl = P .. 'msg:' .. message.id, message.ttl
+-- A message's deliveries are written once: a fan-out job run twice (its lease ran out while it wrote) writes nothing
+-- the second time.
+if #deliveries > 0 and redis.call('EXISTS', P .. 'dlv:' .. deliveries[1][2]) == 1 then return 0 end
 redis.call('HSET', key, 'record', message.record, 'created_at', message.created_at,
            'expires_at', message.expires_at, 'recipients', message.recipients)
 redis.call('EXPIRE', key, ttl)
