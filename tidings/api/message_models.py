@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tidings.api.models import Body, Text, one_of, or_null, whole_numbers
+from tidings.api.models import RFC3339, Body, Text, one_of, or_null, whole_numbers
 from tidings.api.subscriber_models import Id
 from tidings.core.push import (
     COLLAPSE_KEY_LENGTH,
@@ -25,11 +24,6 @@ from tidings.core.push import (
 )
 from tidings.core.types import rfc3339
 from tidings.errors import InvalidInput
-
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
-"""JSON Schema's ``date-time``."""
 
 
 class MessageIn(Body):
@@ -81,7 +75,7 @@ class MessageIn(Body):
     @classmethod
     def _rfc3339(cls, value: object) -> object:
         """What the document's ``date-time`` says; pydantic alone would take a Unix time, a date, or no time zone."""
-        if value is not None and not (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        if value is not None and not (isinstance(value, str) and RFC3339.fullmatch(value)):
             raise ValueError("an RFC 3339 time with its time zone, e.g. 2030-01-01T09:00:00Z")
         return value
 

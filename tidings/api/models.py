@@ -22,6 +22,9 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+"""JSON Schema's ``date-time``: a time with its time zone."""
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

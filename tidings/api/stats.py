@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from tidings.api import paging
+from tidings.api.models import RFC3339
 from tidings.api.routing import Param, Router, json
 from tidings.api.state import STATE
 from tidings.core import stats
@@ -17,11 +18,10 @@ from tidings.errors import InvalidInput
 
 router = Router()
 TAG = "stats"
-_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
-RFC3339 = {"type": "string", "format": "date-time"}
+DATE_TIME = {"type": "string", "format": "date-time"}
 QUERY = {
-    "since": Param("Start of the first bucket (RFC 3339); an hour before `until` by default.", RFC3339),
-    "until": Param("End of the last bucket (RFC 3339); now by default.", RFC3339),
+    "since": Param("Start of the first bucket (RFC 3339); an hour before `until` by default.", DATE_TIME),
+    "until": Param("End of the last bucket (RFC 3339); now by default.", DATE_TIME),
     "step": Param(
         "Seconds per bucket: a multiple of 60; counts older than 24 h come per hour (a multiple of 3600). At most"
         f" {stats.MAX_BUCKETS} buckets and 31 days.",
@@ -108,7 +108,7 @@ async def get(request: web.Request) -> web.Response:
 def _time(text: str | None, field: str, default: float) -> float:
     if text is None:
         return default
-    if not _TIME.fullmatch(text):
+    if not RFC3339.fullmatch(text):
         raise InvalidInput(f"{field}: an RFC 3339 time with its time zone, e.g. 2030-01-01T09:00:00Z", field=field)
     try:
         return dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00")).timestamp()
@@ -117,8 +117,9 @@ def _time(text: str | None, field: str, default: float) -> float:
 
 
 def _step(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and len(text) <= 8) or int(text) < 60 or int(text) % 60:
+    step = paging.whole_number(text)
+    if step is None or step < 60 or step % 60:
         raise InvalidInput("step: seconds, a multiple of 60", field="step")
-    if int(text) > 31 * 86400:
+    if step > 31 * 86400:
         raise InvalidInput("step: at most 31 days", field="step")
-    return int(text)
+    return step
